@@ -1,0 +1,17 @@
+"""chromosomenet: dataset + model suite for clinical chromosome classification (ChromosomeNet)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import BadInputError, ChromosomeNetError, DatasetError
+from .labels import NAMES, NUM_CLASSES
+
+__version__ = "0.1.0"
+
+__all__ = ["NAMES", "NUM_CLASSES", "BadInputError", "ChromosomeNetError", "DatasetError",
+           "sample_dir", "__version__"]
+
+
+def sample_dir() -> Path:
+    """The embedded real sample: a raw tree in the paper's layout (folders 0..23 + metadata.csv)."""
+    return Path(__file__).parent / "sample"
