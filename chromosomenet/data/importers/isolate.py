@@ -1,0 +1,109 @@
+"""Isolate one chromosome inside its annotation box and place it, unscaled, on a blank canvas.
+
+Pure image work (numpy / scipy / Pillow); no files. Used by :mod:`.tseng`.
+
+Method (chosen after measuring, see ``_choose_component``): one global Otsu threshold per
+metaphase separates dark chromosomes from the light background; inside the box plus a small
+margin the 8-connected dark components are labelled and the chromosome is the component that
+both has many pixels in the box and spans the box edge to edge (annotation boxes are tight, so
+the true chromosome touches all four sides; an intruding neighbour spans only part of it).
+Its holes (pale bands above the threshold) are filled and it is dilated a little so the soft
+band edges survive; the source grey values inside that mask are copied onto white.
+
+Alternatives measured on 1,842 boxes of 40 random metaphases (146 overlap no other box):
+- per-box Otsu: thresholds close to the global one (mean 188 vs 190); same capture of the
+  box's dark pixels on lone boxes (0.989 vs 0.986) and the same share flagged ``merged``;
+  no gain for a threshold per instance, and one per metaphase means one meaning of "dark".
+- a stricter global threshold (0.93× / 0.85× Otsu) separates some touching neighbours
+  (merged 34 % / 28 % vs 40 %) but splits pale bands off lone chromosomes (capture p5 0.57 /
+  0.35 vs 0.91).
+- a box-aware marker watershed on the grey image (seeds: component pixels in this box only vs.
+  pixels outside it), looked at on 12 merged samples: cleaner in 2, broke a bent chromosome
+  into pieces in 2, no change elsewhere; not adopted.
+Crossing or touching chromosomes therefore stay merged: they are flagged, not dropped.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+from skimage.filters import threshold_otsu
+
+MARGIN = 6  # px of context around the box: shows whether the chosen component runs on
+DILATE = 2  # px; Otsu cuts the soft edge of each band, dilation gives it back
+# Share of the chosen component lying outside its box (in the margin) above which it runs into a
+# neighbour: lone chromosomes stay inside tight boxes (p95 of that share 0.004 on 146 lone boxes).
+MERGED_RING_FRACTION = 0.03
+LOW_FILL = 0.12  # mask area / box area below this → likely a wrong or faint component
+
+_EIGHT = np.ones((3, 3), dtype=bool)
+_DISK = np.hypot(*np.mgrid[-DILATE:DILATE + 1, -DILATE:DILATE + 1]) <= DILATE + 0.5
+
+
+def metaphase_threshold(gray: np.ndarray) -> float:
+    """Global Otsu threshold of a metaphase; pixels ``< threshold`` are chromosome (dark)."""
+    return float(threshold_otsu(gray))
+
+
+@dataclass(frozen=True)
+class Isolated:
+    crop: np.ndarray  # uint8, box-sized: source grey inside the mask, 255 elsewhere
+    flags: tuple[str, ...]  # subset of ('merged', 'low_fill', 'empty'), in that order
+    fill: float  # mask area / box area
+    ring: float  # share of the chosen component that lies in the margin outside the box
+
+
+def _choose_component(lab: np.ndarray, n: int, inbox: tuple[slice, slice]) -> int:
+    """Label of the component with the best in-box count × width span × height span."""
+    lab_in = lab[inbox]
+    counts = np.bincount(lab_in.ravel(), minlength=n + 1)
+    bh, bw = lab_in.shape
+    best, best_score = 0, 0.0
+    for i, sl in enumerate(ndimage.find_objects(lab_in, max_label=n), start=1):
+        if sl is None:  # component lies only in the margin
+            continue
+        span_h = (sl[0].stop - sl[0].start) / bh
+        span_w = (sl[1].stop - sl[1].start) / bw
+        score = counts[i] * span_h * span_w
+        if score > best_score:
+            best, best_score = i, score
+    return best
+
+
+def isolate(gray: np.ndarray, threshold: float, box: tuple[int, int, int, int]) -> Isolated:
+    """Isolate the chromosome in ``box`` = (xmin, ymin, xmax, ymax), half-open, inside ``gray``."""
+    x0, y0, x1, y1 = box
+    h_img, w_img = gray.shape
+    wx0, wy0 = max(x0 - MARGIN, 0), max(y0 - MARGIN, 0)
+    wx1, wy1 = min(x1 + MARGIN, w_img), min(y1 + MARGIN, h_img)
+    win = gray[wy0:wy1, wx0:wx1]
+    inbox = (slice(y0 - wy0, y1 - wy0), slice(x0 - wx0, x1 - wx0))
+    box_crop = win[inbox]
+    lab, n = ndimage.label(win < threshold, structure=_EIGHT)
+    chosen = _choose_component(lab, n, inbox) if n else 0
+    if chosen == 0:  # nothing dark in the box: keep the crop as is so the instance isn't lost
+        return Isolated(box_crop.copy(), ("empty",), 0.0, 0.0)
+    comp = lab == chosen
+    total = int(comp.sum())
+    ring = 1.0 - int(comp[inbox].sum()) / total
+    mask = ndimage.binary_dilation(ndimage.binary_fill_holes(comp), structure=_DISK)[inbox]
+    fill = float(mask.mean())
+    flags = tuple(f for f, hit in (("merged", ring > MERGED_RING_FRACTION), ("low_fill", fill < LOW_FILL))
+                  if hit)
+    return Isolated(np.where(mask, box_crop, np.uint8(255)), flags, fill, ring)
+
+
+def place_on_canvas(crop: np.ndarray, canvas: int) -> tuple[Image.Image, float]:
+    """Centre ``crop`` unscaled on a white ``canvas``² image; shrink (keeping aspect) only if it
+    does not fit. Returns the image and the scale factor applied (1.0 when unscaled)."""
+    img = Image.fromarray(crop)  # 2-D uint8 → mode L
+    scale = 1.0
+    h, w = crop.shape
+    if w > canvas or h > canvas:
+        scale = min(canvas / w, canvas / h)
+        img = img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.LANCZOS)
+    out = Image.new("L", (canvas, canvas), 255)
+    out.paste(img, ((canvas - img.width) // 2, (canvas - img.height) // 2))
+    return out, scale

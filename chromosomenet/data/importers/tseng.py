@@ -1,0 +1,348 @@
+"""Import the Tseng et al. 2023 release (G-band metaphase JPEGs + Pascal-VOC boxes) into the
+ChromosomeNet paper's raw layout.
+
+Source: Tseng J.-J. et al., "An Open Dataset of Annotated Metaphase Cell Images for Chromosome
+Identification", Scientific Data 10, 104 (2023), doi:10.1038/s41597-023-02003-7 (cite it).
+
+Input (``SRC``, as released)::
+
+    24_chromosomes_object/JEPG/<stem>.jpg         (``JPEG`` spelling accepted too)
+    24_chromosomes_object/annotations/<stem>.xml  (VOC objects named A1 … G22, X, Y)
+    normal.csv, number_abnormalities.csv, structural_abnormalities.csv   (optional)
+
+Output (``OUT``)::
+
+    0/ … 23/<stem>_<k:02d>.png   one chromosome per file, k = object index in the XML;
+                                 300×300 grey, white background, isolated, unscaled, centred
+    metadata.csv                 one row per PNG (see ``COLUMNS``), sorted by ``file``
+
+Case ids (needed for case-grouped splits): a stem is the case id followed by one digit for the
+cell, after dropping a trailing ``_N`` suffix: ``1050761`` → case ``105076``; ``1050213_1`` →
+``1050213`` → case ``105021``. Stems that do not start with a digit (``unknow010``) have no
+known case; they all go into the single case ``unknown`` so they can never straddle a split.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import time
+import xml.etree.ElementTree as ET
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import closing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+from PIL import Image
+from tqdm.auto import tqdm
+
+from ... import labels
+from ...errors import BadInputError
+from ...fsutil import atomic_write_text, staged_dir
+from .isolate import isolate, metaphase_threshold, place_on_canvas
+
+COLUMNS = ("file", "label", "name", "case_id", "cell_id", "source_image", "xmin", "ymin", "xmax",
+           "ymax", "scale", "quality", "chromosome_count", "karyotype_note", "karyotype_type")
+FLAGS = ("merged", "low_fill", "empty", "scaled")
+KARYOTYPE_CSVS = (("normal.csv", "normal"), ("number_abnormalities.csv", "numerical"),
+                  ("structural_abnormalities.csv", "structural"))  # later files win on overlap
+ROOT = "24_chromosomes_object"
+IMAGE_DIRS = ("JEPG", "JPEG")  # the release spells it JEPG
+BOX_JITTER = 2  # px a box may overhang the image and be clipped as annotation jitter
+
+# Written into OUT so every dataset built from it carries the source, license and citation.
+ATTRIBUTION = """\
+# Source data
+
+License: cc-by-4.0
+
+Chromosome instances cut by `chromosomenet import-tseng` from the G-banded metaphase images and
+24-class box annotations of Tseng J.-J., Lu C.-H., Li J.-Z., Lai H.-Y., Chen M.-H., Cheng F.-Y.,
+Kuo C.-E., "An Open Dataset of Annotated Metaphase Cell Images for Chromosome Identification",
+*Scientific Data* 10, 104 (2023), doi:10.1038/s41597-023-02003-7 (amniotic fluid cells, Taichung
+Veterans General Hospital), released as open data under the Creative Commons Attribution 4.0
+license (CC BY 4.0). Changes: each boxed chromosome was isolated from overlapping neighbours
+(global Otsu threshold, the box's component) and placed unscaled on a white 300x300 canvas;
+`quality` flags instances that still touch a neighbour (`merged`) or fill little of their box.
+
+```bibtex
+@article{tseng2023open,
+  title   = {An Open Dataset of Annotated Metaphase Cell Images for Chromosome Identification},
+  author  = {Tseng, Jenn-Jhy and Lu, Chien-Hsing and Li, Jun-Zhou and Lai, Hui-Yu and
+             Chen, Min-Hu and Cheng, Fu-Yuan and Kuo, Chih-En},
+  journal = {Scientific Data},
+  volume  = {10},
+  pages   = {104},
+  year    = {2023},
+  doi     = {10.1038/s41597-023-02003-7}
+}
+```
+"""
+
+Problem = tuple[str, str, str]  # (path, problem, fix): BadInputError's arguments, picklable
+
+
+@dataclass
+class ImportReport:
+    out: str
+    n_images: int = 0
+    n_instances: int = 0
+    per_class: dict[str, int] = field(default_factory=lambda: dict.fromkeys(labels.NAMES, 0))
+    n_scaled: int = 0
+    quality: dict[str, int] = field(default_factory=lambda: dict.fromkeys(("ok",) + FLAGS, 0))
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    workers: int = 1
+
+    def summary(self) -> str:
+        rate = self.n_instances / self.seconds if self.seconds else 0.0
+        lines = [f"imported {self.n_images} metaphases → {self.n_instances} chromosomes into {self.out} "
+                 f"({self.seconds:.1f} s, {self.workers} workers, {rate:.0f} instances/s)",
+                 "quality: " + ", ".join(f"{k} {v}" for k, v in self.quality.items()),
+                 "per class: " + " ".join(f"{k}:{v}" for k, v in self.per_class.items())]
+        if self.skipped:
+            lines.append(f"skipped {len(self.skipped)}, first: {self.skipped[0][0]}: {self.skipped[0][1]}")
+        return "\n".join(lines)
+
+
+def case_id_of(stem: str) -> str:
+    """Case id of an image stem (rule in the module docstring)."""
+    base = re.sub(r"_\d+$", "", stem)
+    return base[:-1] if base[:1].isdigit() and len(base) > 1 else "unknown"
+
+
+@dataclass(frozen=True)
+class _Cell:
+    stem: str
+    jpg: Path
+    xml: Path
+    source_image: str  # posix, relative to SRC
+    karyotype: tuple[str, str, str]  # chromosome_count, karyotype_note, karyotype_type
+
+
+def _release_dirs(src: Path) -> tuple[Path, Path]:
+    root = src / ROOT
+    if not src.is_dir():
+        raise BadInputError(src, "source folder does not exist", "pass the folder that holds the Tseng release")
+    images = next((root / d for d in IMAGE_DIRS if (root / d).is_dir()), None)
+    if images is None or not (root / "annotations").is_dir():
+        raise BadInputError(root, f"is not the Tseng release layout (needs {ROOT}/JEPG and {ROOT}/annotations)",
+                            "pass the folder that contains 24_chromosomes_object")
+    return images, root / "annotations"
+
+
+def _read_karyotypes(src: Path) -> dict[str, tuple[str, str, str]]:
+    """stem → (chromosome_count, note, type) from the release's three CSVs (those present)."""
+    out: dict[str, tuple[str, str, str]] = {}
+    for name, kind in KARYOTYPE_CSVS:
+        path = src / name
+        if not path.is_file():
+            continue
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            for line, row in enumerate(csv.reader(f), start=1):
+                if line == 1 or not row or not row[0].strip():
+                    continue  # header / blank line
+                count = row[1].strip() if len(row) > 1 else ""
+                if count and not count.isdigit():
+                    raise BadInputError(path, f"line {line}: chromosome count {count!r} is not a number",
+                                        "fix the row or remove the file")
+                note = row[2].strip() if len(row) > 2 else ""
+                out[Path(row[0].strip()).stem] = (count, note, kind)
+    return out
+
+
+def _cells(src: Path, cells: Sequence[str] | None) -> tuple[list[_Cell], list[Problem]]:
+    """Pair JPEGs with XMLs (by stem); unpaired files become problems."""
+    images, annotations = _release_dirs(src)
+    jpgs = {p.stem: p for p in images.iterdir() if p.suffix.lower() in (".jpg", ".jpeg")}
+    xmls = {p.stem: p for p in annotations.iterdir() if p.suffix.lower() == ".xml"}
+    stems = sorted(jpgs.keys() | xmls.keys())
+    if cells is not None:
+        wanted = {re.sub(r"\.(jpe?g|xml)$", "", c, flags=re.I) for c in cells}
+        unknown = sorted(wanted - set(stems))
+        if unknown:
+            raise BadInputError(src, f"cells not in the release: {', '.join(unknown)}",
+                                "check the stems (image names without .jpg)")
+        stems = [s for s in stems if s in wanted]
+    karyotypes = _read_karyotypes(src)
+    found, problems = [], []
+    for s in stems:
+        if s not in xmls:
+            problems.append((str(jpgs[s]), "image has no annotation XML", f"add annotations/{s}.xml or remove it"))
+        elif s not in jpgs:
+            problems.append((str(xmls[s]), "annotation has no image", f"add {images.name}/{s}.jpg or remove it"))
+        else:
+            found.append(_Cell(s, jpgs[s], xmls[s], jpgs[s].relative_to(src).as_posix(),
+                               karyotypes.get(s, ("", "", "unknown"))))
+    return found, problems
+
+
+class _Problem(Exception):
+    """A bad metaphase or object inside a worker; carries a picklable Problem."""
+
+    def __init__(self, path: Path, problem: str, fix: str):
+        super().__init__((str(path), problem, fix))
+        self.problem: Problem = (str(path), problem, fix)
+
+
+Box = tuple[int, int, int, int]
+
+
+def _parse_voc(xml: Path) -> list[tuple[int, str, Box | None]]:
+    """(index, class name, box or None when malformed) per VOC object."""
+    try:
+        root = ET.parse(xml).getroot()
+    except ET.ParseError as err:
+        raise _Problem(xml, f"unparseable XML ({err})", "re-export or remove the annotation") from None
+    objects = []
+    for k, obj in enumerate(root.iter("object")):
+        try:
+            box = tuple(int(float(obj.findtext(f"bndbox/{t}") or "")) for t in ("xmin", "ymin", "xmax", "ymax"))
+        except ValueError:
+            box = None
+        objects.append((k, (obj.findtext("name") or "").strip(), box))
+    return objects
+
+
+def _load_gray(jpg: Path) -> np.ndarray:
+    try:
+        with Image.open(jpg) as im:
+            im.load()  # decode now so a truncated file fails here, not mid-crop
+            return np.asarray(im.convert("L"))
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        raise _Problem(jpg, f"image cannot be decoded ({err})", "replace the file with a complete JPEG") from None
+
+
+def _validate(xml: Path, k: int, name: str, box: Box | None, w: int, h: int) -> tuple[int, Box]:
+    """Class id and the box clipped to the image (overhang ≤ BOX_JITTER px is annotation jitter)."""
+    try:
+        label = labels.id_of_denver_label(name)
+    except KeyError:
+        raise _Problem(xml, f"object {k} has unknown class name {name!r}",
+                       "use A1 … G22, X or Y, or delete that object") from None
+    if box is None:
+        raise _Problem(xml, f"object {k} ({name}) has no valid bndbox", "fix or delete that object")
+    x0, y0, x1, y1 = box
+    clipped = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+    if (min(x0, y0) < -BOX_JITTER or x1 > w + BOX_JITTER or y1 > h + BOX_JITTER
+            or clipped[2] <= clipped[0] or clipped[3] <= clipped[1]):
+        raise _Problem(xml, f"object {k} ({name}) box {box} lies outside the {w}×{h} image or is empty",
+                       "fix the box coordinates or delete that object")
+    return label, clipped
+
+
+def _row(cell: _Cell, k: int, label: int, box: Box, scale: float, flags: Sequence[str]) -> dict[str, str]:
+    return {"file": f"{label}/{cell.stem}_{k:02d}.png", "label": str(label), "name": labels.NAMES[label],
+            "case_id": case_id_of(cell.stem), "cell_id": cell.stem, "source_image": cell.source_image,
+            "xmin": str(box[0]), "ymin": str(box[1]), "xmax": str(box[2]), "ymax": str(box[3]),
+            "scale": repr(float(f"{scale:.6g}")), "quality": ";".join(flags) or "ok",
+            "chromosome_count": cell.karyotype[0], "karyotype_note": cell.karyotype[1],
+            "karyotype_type": cell.karyotype[2]}
+
+
+def _process(cell: _Cell, out: Path, canvas: int, stop_early: bool) -> tuple[list[dict[str, str]], list[Problem]]:
+    """Write one metaphase's PNGs under ``out``; return its metadata rows and problems."""
+    try:
+        objects = _parse_voc(cell.xml)
+        gray = _load_gray(cell.jpg)
+    except _Problem as err:
+        return [], [err.problem]
+    thr = metaphase_threshold(gray)
+    h, w = gray.shape
+    rows: list[dict[str, str]] = []
+    problems: list[Problem] = []
+    for k, name, box in objects:
+        try:
+            label, clipped = _validate(cell.xml, k, name, box, w, h)
+        except _Problem as err:
+            problems.append(err.problem)
+            if stop_early:
+                break
+            continue
+        iso = isolate(gray, thr, clipped)
+        img, scale = place_on_canvas(iso.crop, canvas)
+        row = _row(cell, k, label, box, scale, iso.flags + (("scaled",) if scale < 1 else ()))
+        img.save(out / row["file"], format="PNG")
+        rows.append(row)
+    return rows, problems
+
+
+def _run(cells: list[_Cell], out: Path, canvas: int, stop_early: bool, workers: int,
+         progress: bool) -> Iterator[tuple[list[dict[str, str]], list[Problem]]]:
+    """Results per metaphase in input order, whatever the worker count (→ deterministic output)."""
+    bar = tqdm(total=len(cells), disable=not progress, unit="img", desc="import tseng")
+    args = ([out] * len(cells), [canvas] * len(cells), [stop_early] * len(cells))
+    try:
+        if workers == 1:
+            results: Iterable = map(_process, cells, *args)
+            yield from _tick(results, bar)
+        else:
+            ex = ProcessPoolExecutor(max_workers=workers)
+            try:
+                yield from _tick(ex.map(_process, cells, *args), bar)
+            finally:  # on a failure, don't start queued metaphases; wait for running ones
+                ex.shutdown(wait=True, cancel_futures=True)
+    finally:
+        bar.close()
+
+
+def _tick(results: Iterable, bar: tqdm) -> Iterator:
+    for r in results:
+        bar.update()
+        yield r
+
+
+def import_tseng(src: str | Path, out: str | Path, *, workers: int | None = None,
+                 cells: Sequence[str] | None = None, canvas: int = 300, overwrite: bool = False,
+                 on_error: str = "fail", progress: bool = True) -> ImportReport:
+    """Convert the Tseng release at ``src`` into the paper's raw layout at ``out`` (atomically).
+
+    ``cells`` limits the import to those stems. ``on_error="fail"`` raises
+    :class:`BadInputError` on the first bad file; ``"skip"`` skips the bad metaphase (or just the
+    bad object) and lists it in ``ImportReport.skipped``. ``workers`` processes (default: all
+    cores; 1 = in-process) give byte-identical output.
+    """
+    if on_error not in ("fail", "skip"):
+        raise ValueError(f"on_error must be 'fail' or 'skip', not {on_error!r}")
+    if canvas < 1:
+        raise ValueError(f"canvas must be a positive size, not {canvas}")
+    src, out = Path(src), Path(out)
+    start = time.perf_counter()
+    todo, problems = _cells(src, cells)
+    fail = on_error == "fail"
+    if problems and fail:
+        raise BadInputError(*problems[0])
+    workers = max(1, min(workers or os.cpu_count() or 1, len(todo)))
+    report = ImportReport(out=str(out), workers=workers)
+    rows: list[dict[str, str]] = []
+    with staged_dir(out, overwrite) as tmp:
+        for i in range(labels.NUM_CLASSES):
+            (tmp / str(i)).mkdir()
+        with closing(_run(todo, tmp, canvas, fail, workers, progress)) as results:  # stop workers first
+            for cell_rows, cell_problems in results:
+                if cell_problems and fail:
+                    raise BadInputError(*cell_problems[0])
+                problems += cell_problems
+                rows += cell_rows
+                report.n_images += bool(cell_rows)
+        rows.sort(key=lambda r: r["file"])
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_text(tmp / "metadata.csv", buf.getvalue())
+        atomic_write_text(tmp / "ATTRIBUTION.md", ATTRIBUTION)
+        for i in range(labels.NUM_CLASSES):  # a subset without, say, Y must not leave an empty folder
+            if not any((tmp / str(i)).iterdir()):
+                (tmp / str(i)).rmdir()
+    flags = Counter(f for r in rows for f in r["quality"].split(";"))
+    report.quality.update({k: flags.get(k, 0) for k in report.quality})
+    report.per_class.update(Counter(r["name"] for r in rows))
+    report.n_instances, report.n_scaled = len(rows), flags.get("scaled", 0)
+    report.skipped = [(p, f"{why}; {fix}") for p, why, fix in problems]
+    report.seconds = time.perf_counter() - start
+    return report
