@@ -1,0 +1,172 @@
+"""Raw tree → manifest.csv (fixed split) → Parquet shards + dataset card, in one atomic folder.
+
+    OUT/manifest.csv                     file, label, group, split, sha256, width, height
+    OUT/data/{split}-NNNNN-of-NNNNN.parquet
+    OUT/README.md                        dataset card (YAML configs + dataset_info; body)
+    OUT/build_report.json                skipped files, duplicates, split policy, class balance
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import datasets
+
+from .. import labels
+from ..errors import DatasetError
+from ..fsutil import atomic_write_text, staged_dir
+from .builder import ChromosomeNet
+from .card import write_card
+from .images import CANVAS
+from .scan import ScanResult, scan_tree
+from .splits import SPLITS, assign_splits
+
+MANIFEST_COLUMNS = ("file", "label", "group", "split", "sha256", "width", "height")
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    raw: Path
+    out: Path
+    split: str = "auto"               # grouped | stratified | auto (grouped when groups are known)
+    ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    seed: int = 0
+    group_by: str = "case_id"         # metadata.csv column that names the group (case / person)
+    on_error: str = "fail"            # fail | skip
+    canvas: int = CANVAS
+    workers: int = 1
+    max_shard_size: str = "500MB"
+    license: str | None = None        # None: from the raw tree's ATTRIBUTION.md, else "unknown"
+    overwrite: bool = False
+    progress: bool = True
+
+
+@dataclass
+class BuildReport:
+    out: str
+    policy: str
+    seed: int
+    ratios: tuple[float, float, float]
+    manifest_sha256: str
+    counts: dict[str, list[int]]                       # split → 24 per-class counts
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    duplicates: list[tuple[str, str]] = field(default_factory=list)
+    n_groups: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def total(self) -> int:
+        return sum(sum(c) for c in self.counts.values())
+
+    def summary(self) -> str:
+        lines = [f"built {self.out}: {self.total} images, split policy {self.policy} "
+                 f"(ratios {'/'.join(f'{r:g}' for r in self.ratios)}, seed {self.seed}), "
+                 f"manifest sha256 {self.manifest_sha256[:12]}…"]
+        lines.append("class  " + " ".join(f"{s:>10}" for s in self.counts))
+        for i, name in enumerate(labels.NAMES):
+            lines.append(f"{name:>5}  " + " ".join(f"{c[i]:>10}" for c in self.counts.values()))
+        lines.append("total  " + " ".join(f"{sum(c):>10}" for c in self.counts.values()))
+        if self.n_groups:
+            lines.append("groups " + " ".join(f"{self.n_groups.get(s, 0):>10}" for s in self.counts))
+        if self.duplicates:
+            lines.append(f"{len(self.duplicates)} duplicate file(s) within a class kept once (see build_report.json)")
+        for path, why in self.skipped:
+            lines.append(f"skipped {path}: {why}")
+        return "\n".join(lines)
+
+
+def _groups(scan: ScanResult, cfg: BuildConfig) -> list[str] | None:
+    """The group of each record, or None when metadata.csv has no such column.
+
+    A stratified split records groups where known; the others need every file's group.
+    """
+    if cfg.group_by not in scan.metadata_types:
+        return None
+    groups = [scan.metadata.get(r.file, {}).get(cfg.group_by) for r in scan.records]
+    missing = [r.file for r, g in zip(scan.records, groups) if g is None]
+    if missing and cfg.split == "stratified":
+        return [str(g) if g is not None else "" for g in groups]
+    if missing:
+        raise DatasetError(f"{scan.root / 'metadata.csv'}: {len(missing)} file(s) have no {cfg.group_by!r} "
+                           f"(first: {missing[0]}); fill it in or use --split stratified")
+    return [str(g) for g in groups]
+
+
+def _manifest_csv(scan: ScanResult, groups: list[str] | None, splits: list[str]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(MANIFEST_COLUMNS)
+    for i, r in enumerate(scan.records):
+        w.writerow([r.file, r.label, groups[i] if groups else "", splits[i], r.sha256, r.width, r.height])
+    return buf.getvalue()
+
+
+def _pack_parquet(stage: Path, scan: ScanResult, cfg: BuildConfig) -> datasets.DatasetInfo:
+    """Run the builder into a scratch cache, then move its shards to data/{split}-i-of-n.parquet."""
+    cache = stage / ".cache"
+    builder = ChromosomeNet(cache_dir=str(cache), manifest=str(stage / "manifest.csv"),
+                            raw_dir=str(scan.root.resolve()), canvas=cfg.canvas,
+                            metadata_types=scan.metadata_types)
+    prepared = cache / "prepared"
+    with _quiet_progress(cfg.progress):
+        builder.download_and_prepare(output_dir=str(prepared), file_format="parquet",
+                                     max_shard_size=cfg.max_shard_size)
+    (stage / "data").mkdir()
+    for split in builder.info.splits:
+        shards = sorted(prepared.glob(f"*-{split}.parquet")) or sorted(prepared.glob(f"*-{split}-*.parquet"))
+        for i, shard in enumerate(shards):
+            shard.rename(stage / "data" / f"{split}-{i:05d}-of-{len(shards):05d}.parquet")
+    info = builder.info
+    info.download_size = sum(p.stat().st_size for p in (stage / "data").iterdir())
+    shutil.rmtree(cache)
+    return info
+
+
+class _quiet_progress:
+    """datasets' own bars on or off with ours (we show one per stage anyway)."""
+
+    def __init__(self, on: bool):
+        self.on = on
+
+    def __enter__(self):
+        self.was = datasets.is_progress_bar_enabled()
+        (datasets.enable_progress_bars if self.on else datasets.disable_progress_bars)()
+
+    def __exit__(self, *exc):
+        (datasets.enable_progress_bars if self.was else datasets.disable_progress_bars)()
+
+
+def build_dataset(cfg: BuildConfig) -> BuildReport:
+    """Scan, split, pack and describe; the output folder appears only when all of it succeeded."""
+    start = time.perf_counter()
+    scan = scan_tree(cfg.raw, on_error=cfg.on_error, canvas=cfg.canvas, workers=cfg.workers,
+                     progress=cfg.progress)
+    groups = _groups(scan, cfg)
+    policy = cfg.split if cfg.split != "auto" else ("grouped" if groups else "stratified")
+    y = [r.label for r in scan.records]
+    splits = assign_splits(y, groups, policy, cfg.ratios, cfg.seed)
+    manifest = _manifest_csv(scan, groups, splits)
+    counts = {s: [0] * labels.NUM_CLASSES for s in SPLITS}
+    for label, s in zip(y, splits):
+        counts[s][label] += 1
+    empty = [s for s in SPLITS if not sum(counts[s])]
+    if empty:
+        raise DatasetError(f"{cfg.raw}: split {', '.join(empty)} would be empty ({len(y)} images, ratios "
+                           f"{'/'.join(f'{r:g}' for r in cfg.ratios)}); add images or change --ratios")
+    n_groups = {s: len({g for g, t in zip(groups, splits) if t == s and g}) for s in SPLITS} if groups else {}
+    report = BuildReport(str(cfg.out), policy, cfg.seed, tuple(cfg.ratios),
+                         hashlib.sha256(manifest.encode()).hexdigest(), counts,
+                         scan.skipped, scan.duplicates, n_groups)
+    with staged_dir(cfg.out, cfg.overwrite) as stage:
+        atomic_write_text(stage / "manifest.csv", manifest)
+        info = _pack_parquet(stage, scan, cfg)
+        write_card(stage, info, report, scan, cfg)
+        report.seconds = time.perf_counter() - start
+        atomic_write_text(stage / "build_report.json", json.dumps(asdict(report), indent=2) + "\n")
+    return report
