@@ -1,0 +1,52 @@
+"""Shared fixtures: trees copied from the embedded real sample (made by our own Tseng importer)."""
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import pytest
+
+import chromosomenet
+from chromosomenet.data.build import BuildConfig, build_dataset
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def copy_tree(dst: Path, per_class: int | None = None) -> Path:
+    """Copy the embedded sample (optionally the first ``per_class`` images per class) to ``dst``."""
+    src = chromosomenet.sample_dir()
+    rows = read_csv(src / "metadata.csv")
+    if per_class is not None:
+        seen: dict[str, int] = {}
+        keep = []
+        for r in rows:
+            if seen.get(r["label"], 0) < per_class:
+                seen[r["label"]] = seen.get(r["label"], 0) + 1
+                keep.append(r)
+        rows = keep
+    for r in rows:
+        (dst / r["file"]).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src / r["file"], dst / r["file"])
+    with open(dst / "metadata.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return dst
+
+
+@pytest.fixture
+def small_tree(tmp_path: Path) -> Path:
+    """10 real instances per class (240 images) with metadata: small enough for bad-input cases."""
+    return copy_tree(tmp_path / "raw", per_class=10)
+
+
+@pytest.fixture(scope="session")
+def sample_build(tmp_path_factory) -> Path:
+    """The whole embedded sample built once (grouped split, default seed)."""
+    out = tmp_path_factory.mktemp("built") / "ds"
+    build_dataset(BuildConfig(raw=chromosomenet.sample_dir(), out=out, progress=False))
+    return out

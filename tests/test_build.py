@@ -1,0 +1,144 @@
+"""Build → Parquet + card → load_dataset round trip, determinism, split policies, info, push."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from datasets import load_dataset
+from huggingface_hub import DatasetCard, HfApi
+
+import chromosomenet
+from chromosomenet import NAMES
+from chromosomenet.cli import main
+from chromosomenet.data.build import MANIFEST_COLUMNS, BuildConfig, build_dataset
+from chromosomenet.data.publish import dataset_summary, push_dataset
+from chromosomenet.data.splits import SPLITS
+
+from conftest import read_csv
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_load_dataset_round_trip(sample_build: Path):
+    ds = load_dataset(str(sample_build))
+    assert list(ds) == list(SPLITS)
+    assert ds["train"].features["label"].names == list(NAMES)
+    manifest = read_csv(sample_build / "manifest.csv")
+    assert list(manifest[0]) == list(MANIFEST_COLUMNS)
+    assert {s: ds[s].num_rows for s in SPLITS} == dict(Counter(r["split"] for r in manifest))
+    by_file = {r["file"]: r for r in manifest}
+    for row in ds["test"].select(range(5)):
+        assert row["image"].size == (300, 300) and row["image"].mode == "L"
+        assert str(row["label"]) == by_file[row["file"]]["label"]
+        assert row["group"] == by_file[row["file"]]["group"] == row["case_id"]
+    # all 24 classes reach train; the card's YAML names them in the paper's order
+    assert set(ds["train"]["label"]) == set(range(24))
+    card = DatasetCard.load(sample_build / "README.md").data.to_dict()
+    names = next(f for f in card["dataset_info"]["features"] if f["name"] == "label")["dtype"]["class_label"]["names"]
+    assert list(names.values()) == list(NAMES)
+    assert {c["split"] for c in card["configs"][0]["data_files"]} == set(SPLITS)
+    assert card["license"] == "cc-by-4.0"
+
+
+def test_parquet_embeds_bytes_that_match_the_source(sample_build: Path):
+    shard = next((sample_build / "data").glob("validation-00000-of-*.parquet"))
+    table = pq.read_table(shard).to_pylist()
+    assert table, "empty shard"
+    first = table[0]
+    assert first["image"]["bytes"] == (chromosomenet.sample_dir() / first["file"]).read_bytes()
+    assert not Path(first["image"]["path"]).is_absolute()
+
+
+def test_card_body_has_counts_policy_and_attribution(sample_build: Path):
+    text = (sample_build / "README.md").read_text()
+    for needle in ("## Splits", "**grouped** by `case_id`", "## Images per class and split", "| Y | G | 23 |",
+                   "Tseng", "10.1038/s41597-023-02003-7", "load_dataset(", "## Citation"):
+        assert needle in text, needle
+
+
+def test_manifest_is_deterministic_and_seed_dependent(sample_build: Path, tmp_path: Path):
+    again = tmp_path / "again"
+    build_dataset(BuildConfig(raw=chromosomenet.sample_dir(), out=again, progress=False, workers=2))
+    assert (again / "manifest.csv").read_bytes() == (sample_build / "manifest.csv").read_bytes()
+    other = tmp_path / "seed1"
+    build_dataset(BuildConfig(raw=chromosomenet.sample_dir(), out=other, seed=1, progress=False))
+    assert (other / "manifest.csv").read_bytes() != (sample_build / "manifest.csv").read_bytes()
+
+
+def test_grouped_split_keeps_each_case_in_one_split(sample_build: Path):
+    rows = read_csv(sample_build / "manifest.csv")
+    splits_of = {}
+    for r in rows:
+        splits_of.setdefault(r["group"], set()).add(r["split"])
+    assert all(len(s) == 1 for s in splits_of.values())
+    assert {s for ss in splits_of.values() for s in ss} == set(SPLITS)
+    assert json.loads((sample_build / "build_report.json").read_text())["policy"] == "grouped"
+
+
+def test_stratified_split_within_one_instance_per_class(tmp_path: Path):
+    out = tmp_path / "strat"
+    report = build_dataset(BuildConfig(raw=chromosomenet.sample_dir(), out=out, split="stratified",
+                                       progress=False))
+    assert report.policy == "stratified"
+    per_class = Counter(int(r["label"]) for r in read_csv(out / "manifest.csv"))
+    for split, ratio in zip(SPLITS, (0.8, 0.1, 0.1)):
+        for c in range(24):
+            assert abs(report.counts[split][c] - per_class[c] * ratio) <= 1, (split, c)
+
+
+def test_name_layout_gives_same_labels(small_tree: Path, tmp_path: Path):
+    for i, name in enumerate(NAMES):
+        (small_tree / str(i)).rename(small_tree / f"tmp{i}")
+    for i, name in enumerate(NAMES):
+        (small_tree / f"tmp{i}").rename(small_tree / name)
+    meta = (small_tree / "metadata.csv").read_text().splitlines()
+    renamed = [meta[0]] + [NAMES[int(ln.split("/", 1)[0])] + "/" + ln.split("/", 1)[1] for ln in meta[1:]]
+    (small_tree / "metadata.csv").write_text("\n".join(renamed) + "\n")
+    out = tmp_path / "names"
+    build_dataset(BuildConfig(raw=small_tree, out=out, split="stratified", progress=False))
+    for r in read_csv(out / "manifest.csv"):
+        assert NAMES[int(r["label"])] == r["file"].split("/")[0]
+        assert r["group"]  # metadata followed the files
+
+
+def test_info_cli_prints_summary(sample_build: Path, capsys):
+    assert main(["info", str(sample_build)]) == 0
+    out = capsys.readouterr().out
+    assert "classes        24: 1 2 3" in out and "X Y" in out
+    assert "split policy   grouped" in out
+    assert f"manifest       sha256 {json.loads((sample_build / 'build_report.json').read_text())['manifest_sha256']}" in out
+    n_test = sum(r["split"] == "test" for r in read_csv(sample_build / "manifest.csv"))
+    assert f"test {n_test}" in out
+    assert dataset_summary(sample_build) in out
+
+
+def test_push_dataset_uploads_the_folder(sample_build: Path, monkeypatch):
+    # Network boundary mocked: HfApi's two Hub calls are replaced; nothing leaves the machine.
+    calls = []
+    monkeypatch.setattr(HfApi, "create_repo", lambda self, repo_id, **kw: calls.append(("create", repo_id, kw)))
+    monkeypatch.setattr(HfApi, "upload_folder", lambda self, **kw: calls.append(("upload", kw)) or "https://hub/commit/1")
+    assert push_dataset(sample_build, "org/chromosomenet-sample") == "https://hub/commit/1"
+    assert calls[0] == ("create", "org/chromosomenet-sample", {"repo_type": "dataset", "private": False, "exist_ok": True})
+    upload = calls[1][1]
+    assert upload["folder_path"] == str(sample_build) and upload["repo_type"] == "dataset"
+
+
+def test_push_refuses_a_folder_that_is_not_a_build(tmp_path: Path, capsys):
+    assert main(["push-dataset", str(tmp_path), "org/x"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(tmp_path) in err and "build-dataset" in err
+
+
+def test_dataset_script_runs_standalone(small_tree: Path, tmp_path: Path):
+    out = tmp_path / "script_out"
+    proc = subprocess.run([sys.executable, str(ROOT / "dataset_script" / "chromosomenet.py"), str(small_tree),
+                           str(out), "--split", "stratified", "--workers", "1"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "split policy stratified" in proc.stdout
+    assert load_dataset(str(out))["train"].features["label"].names == list(NAMES)
