@@ -86,9 +86,9 @@ def _groups(scan: ScanResult, cfg: BuildConfig) -> list[str] | None:
 
     A stratified split records groups where known; the others need every file's group.
     """
-    if cfg.group_by not in scan.metadata_types:
+    if cfg.group_by not in scan.metadata.types:
         return None
-    groups = [scan.metadata.get(r.file, {}).get(cfg.group_by) for r in scan.records]
+    groups = [scan.metadata.get(r.file)[cfg.group_by] for r in scan.records]
     missing = [r.file for r, g in zip(scan.records, groups) if g is None]
     if missing and cfg.split == "stratified":
         return [str(g) if g is not None else "" for g in groups]
@@ -112,7 +112,7 @@ def _pack_parquet(stage: Path, scan: ScanResult, cfg: BuildConfig) -> datasets.D
     cache = stage / ".cache"
     builder = ChromosomeNet(cache_dir=str(cache), manifest=str(stage / "manifest.csv"),
                             raw_dir=str(scan.root.resolve()), canvas=cfg.canvas,
-                            metadata_types=scan.metadata_types)
+                            metadata_types=scan.metadata.types)
     prepared = cache / "prepared"
     with _quiet_progress(cfg.progress):
         builder.download_and_prepare(output_dir=str(prepared), file_format="parquet",

@@ -65,21 +65,21 @@ class ChromosomeNet(datasets.GeneratorBasedBuilder):
             supervised_keys=datasets.info.SupervisedKeysData("image", "label"),
         )
 
-    def _split_generators(self, dl_manager):
+    def _manifest(self, split: str | None = None):
+        """Stream the manifest's rows (of one split): nothing per image is held in memory."""
         with open(self.config.manifest, newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-        present = [s for s in SPLITS if any(r["split"] == s for r in rows)]
-        return [datasets.SplitGenerator(name=s, gen_kwargs={"rows": [r for r in rows if r["split"] == s]})
-                for s in present]
+            yield from (r for r in csv.DictReader(f) if split is None or r["split"] == split)
 
-    def _generate_examples(self, rows: list[dict[str, str]]):
+    def _split_generators(self, dl_manager):
+        present = {r["split"] for r in self._manifest()}
+        return [datasets.SplitGenerator(name=s, gen_kwargs={"split": s}) for s in SPLITS if s in present]
+
+    def _generate_examples(self, split: str):
         root = Path(self.config.raw_dir)
-        meta, _ = read_metadata(root, {r["file"]: int(r["label"]) for r in rows})
-        empty = dict.fromkeys(self.config.metadata_types)
-        for r in rows:
+        meta = read_metadata(root, {r["file"]: int(r["label"]) for r in self._manifest(split)})
+        for r in self._manifest(split):
             path = os.path.join(root, r["file"])
             with open(path, "rb") as f:
                 png = canvas_png(f.read(), path, self.config.canvas)
-            extra = {**empty, **meta.get(r["file"], {})}
-            yield r["file"], {**extra, "image": {"bytes": png, "path": r["file"]},
+            yield r["file"], {**meta.get(r["file"]), "image": {"bytes": png, "path": r["file"]},
                               "label": int(r["label"]), "file": r["file"], "group": r["group"] or None}

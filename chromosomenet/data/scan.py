@@ -32,7 +32,7 @@ COLUMN_TYPES = {"xmin": "int64", "ymin": "int64", "xmax": "int64", "ymax": "int6
                 "scale": "float64", "chromosome_count": "int64"}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Record:
     file: str     # posix path relative to the tree
     label: int
@@ -42,14 +42,26 @@ class Record:
 
 
 @dataclass
+class Metadata:
+    """metadata.csv of a raw tree, kept compact (one tuple per file, repeated values shared) so
+    that memory per instance stays small at 100k+ instances."""
+
+    types: dict[str, str] = field(default_factory=dict)   # column → arrow dtype, in file order
+    rows: dict[str, tuple] = field(default_factory=dict)  # file → values in column order
+
+    def get(self, file: str) -> dict[str, Any]:
+        values = self.rows.get(file)
+        return dict(zip(self.types, values)) if values else dict.fromkeys(self.types)
+
+
+@dataclass
 class ScanResult:
     root: Path
     layout: str                                        # "ids" (0..23) or "names" (1..22, X, Y)
     records: list[Record]                              # sorted by file; valid and unique
     skipped: list[tuple[str, str]] = field(default_factory=list)      # (file, why)
     duplicates: list[tuple[str, str]] = field(default_factory=list)   # (dropped, kept)
-    metadata: dict[str, dict[str, Any]] = field(default_factory=dict)  # file → extra columns
-    metadata_types: dict[str, str] = field(default_factory=dict)       # column → arrow dtype
+    metadata: Metadata = field(default_factory=Metadata)
 
 
 class _Problems:
@@ -122,39 +134,49 @@ def _inspect(job: tuple[str, str, int, int]) -> tuple:
     return ("ok", Record(rel, label, hashlib.sha256(data).hexdigest(), d.width, d.height))
 
 
-def read_metadata(root: Path, layout_label: dict[str, int]) -> tuple[dict, dict]:
+def read_metadata(root: Path, layout_label: dict[str, int]) -> Metadata:
+    """Read ``root/metadata.csv`` (if any), check it against the tree and type its columns."""
     path = root / "metadata.csv"
     if not path.exists():
-        return {}, {}
+        return Metadata()
     with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        if not reader.fieldnames or "file" not in reader.fieldnames:
+        reader = csv.reader(f)
+        header = next(reader, [])
+        if "file" not in header:
             raise BadInputError(path, "has no 'file' column", "add a 'file' column with paths relative to the tree")
-        rows = list(reader)
-    columns = [c for c in reader.fieldnames if c not in _DERIVED]
-    if rows and not any(row["file"] in layout_label for row in rows):
-        raise BadInputError(path, f"names none of the images (first row: {rows[0]['file']!r})",
+        at_file, at_label = header.index("file"), header.index("label") if "label" in header else None
+        keep = [(i, c) for i, c in enumerate(header) if c not in _DERIVED]
+        meta = Metadata(types={c: COLUMN_TYPES.get(c, "string") for _, c in keep})
+        cast = {"int64": int, "float64": float, "string": str}
+        seen: list[dict[str, Any]] = [{} for _ in keep]  # per column: raw text → shared value
+        first = None
+        for row in reader:
+            file = row[at_file]
+            first = first or file
+            label = layout_label.get(file)
+            if label is None:
+                continue  # a row for a file the scan skipped or that is not in the tree
+            if at_label is not None and row[at_label] not in ("", str(label)):
+                raise BadInputError(path, f"row for {file} says label {row[at_label]} but the file is in "
+                                    f"the folder of class {label}", "fix the row or move the file")
+            values = []
+            for (i, c), cache in zip(keep, seen):
+                text = row[i]
+                if text not in cache:
+                    try:
+                        cache[text] = cast[meta.types[c]](text) if text != "" else None
+                    except ValueError:
+                        raise BadInputError(path, f"column {c!r} of {file} is {text!r}, not {meta.types[c]}",
+                                            "fix the value or leave it empty") from None
+                values.append(cache[text])
+            meta.rows[file] = tuple(values)
+    if first is not None and not meta.rows:
+        raise BadInputError(path, f"names none of the images (first row: {first!r})",
                             "write paths relative to the tree, e.g. 0/cell_00.png")
-    meta = {}
-    for row in rows:
-        label = layout_label.get(row["file"])
-        if label is not None and row.get("label", "") not in ("", str(label)):
-            raise BadInputError(path, f"row for {row['file']} says label {row['label']} but the file "
-                                f"is in the folder of class {label}", "fix the row or move the file")
-        meta[row["file"]] = {c: row[c] for c in columns}
-    types = {c: COLUMN_TYPES.get(c, "string") for c in columns}
-    cast = {"int64": int, "float64": float, "string": str}
-    for file, r in meta.items():
-        for c, t in types.items():
-            try:
-                r[c] = cast[t](r[c]) if r[c] != "" else None
-            except ValueError:
-                raise BadInputError(path, f"column {c!r} of {file} is {r[c]!r}, not {t}",
-                                    "fix the value or leave it empty") from None
-    return meta, types
+    return meta
 
 
-def _dedupe(records: list[Record], problems: _Problems) -> tuple[list[Record], list[tuple[str, str]]]:
+def _dedupe(records: list[Record], root: Path, problems: _Problems) -> tuple[list[Record], list[tuple[str, str]]]:
     by_hash: dict[str, list[Record]] = defaultdict(list)
     for r in records:
         by_hash[r.sha256].append(r)
@@ -162,7 +184,7 @@ def _dedupe(records: list[Record], problems: _Problems) -> tuple[list[Record], l
     for group in by_hash.values():
         if len({r.label for r in group}) > 1:
             listing = ", ".join(f"{r.file} (class {labels.name_of(r.label)})" for r in group)
-            problems(BadInputError(group[0].file, f"the same image appears under different labels: {listing}",
+            problems(BadInputError(root / group[0].file, f"the same image appears under different labels: {listing}",
                                    "keep it only in its true class folder"))
             continue
         keep.append(group[0])  # records are sorted, so the first path wins: deterministic
@@ -192,8 +214,8 @@ def scan_tree(root: str | Path, *, on_error: str = "fail", canvas: int = CANVAS,
             problems(BadInputError(*res[1:]))
         else:
             records.append(res[1])
-    records, duplicates = _dedupe(records, problems)
+    records, duplicates = _dedupe(records, root, problems)
     if not records:
         raise DatasetError(f"{root}: no usable images found; check the folder and the skipped-file list")
-    meta, types = read_metadata(root, {r.file: r.label for r in records})
-    return ScanResult(root, layout, records, problems.skipped, duplicates, meta, types)
+    metadata = read_metadata(root, {r.file: r.label for r in records})
+    return ScanResult(root, layout, records, problems.skipped, duplicates, metadata)
