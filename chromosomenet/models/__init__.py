@@ -1,0 +1,6 @@
+"""Models: the paper's baselines as data (``registry``); timm's ``create_model`` is the one door."""
+from __future__ import annotations
+
+from .registry import BASELINES, PAPER_BASELINES, Baseline, get, is_known, measure
+
+__all__ = ["BASELINES", "PAPER_BASELINES", "Baseline", "get", "is_known", "measure"]
