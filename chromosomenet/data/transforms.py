@@ -1,0 +1,107 @@
+"""Batches for the models: decode on CPU workers, everything else on the device, in batch.
+
+Images stay one 8-bit channel at canvas size through the loader (no 3x bytes, no per-sample PIL
+resize: decoding is the only per-sample CPU work). On the device a batch is augmented (training
+only), resized as a whole canvas to ``img_size`` (never cropped: size is a class cue), normalised,
+and repeated to 3 channels when the model has an RGB stem.
+
+Preprocessing matches what timm's data config describes for the exported model (``crop_pct``
+1.0, bilinear, ImageNet mean/std per channel of the grey value repeated), so the standard tools
+(timm transforms, ``transformers.pipeline``) see the same input as training did.
+"""
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch.utils.data import Dataset
+
+def norm_stats(mean: tuple[float, ...], std: tuple[float, ...], in_chans: int
+               ) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The model's RGB statistics (its timm pretrained_cfg); one channel takes their average,
+    matching timm's stem adaptation (a 1-channel stem sums the RGB filters of one grey value)."""
+    if in_chans == 3:
+        return tuple(mean), tuple(std)
+    return (sum(mean) / len(mean),), (sum(std) / len(std),)
+
+
+class CanvasImages(Dataset):
+    """A `datasets` split as (uint8 1xHxW tensor, label, index) samples; decodes PNG bytes only."""
+
+    def __init__(self, split):
+        from datasets import Image as ImageFeature
+
+        self.ds = split.cast_column("image", ImageFeature(decode=False))
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, i: int):
+        row = self.ds[i]
+        data = row["image"]["bytes"]
+        with Image.open(io.BytesIO(data) if data is not None else row["image"]["path"]) as im:
+            gray = np.asarray(im.convert("L"))
+        return torch.from_numpy(gray.copy()).unsqueeze(0), row["label"], i
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Light, label-preserving augmentation that keeps size as a cue.
+
+    Rotation about the canvas centre (where the chromosome sits): metaphase chromosomes lie at any
+    angle, so small rotations only add what the data already has. Flips: G-bands are transverse
+    stripes, so mirroring across the long axis leaves the banding sequence unchanged; flipping the
+    other way reverses p/q direction, which in metaphase spreads (unlike straightened karyogram
+    cut-outs) is already arbitrary. Brightness/contrast: staining and exposure vary per slide.
+    No scaling and no cropping.
+    """
+
+    rotate_deg: float = 15.0
+    flip: bool = True
+    brightness: float = 0.1
+    contrast: float = 0.1
+
+
+def prepare(batch: torch.Tensor, img_size: int, mean: tuple[float, ...], std: tuple[float, ...],
+            augment: Augment | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+    """uint8 (B, 1, H, W) canvases on any device → normalised float (B, C, S, S), channels_last,
+    with C = len(mean) (as given by :func:`norm_stats`)."""
+    x = batch.float().div_(255.0)
+    if augment is not None:
+        x = _augment(x, augment, generator)
+    if x.shape[-1] != img_size or x.shape[-2] != img_size:
+        x = F.interpolate(x, size=(img_size, img_size), mode="bilinear", align_corners=False, antialias=True)
+    x = x.expand(-1, len(mean), -1, -1)
+    m = torch.tensor(mean, device=x.device).view(1, -1, 1, 1)
+    s = torch.tensor(std, device=x.device).view(1, -1, 1, 1)
+    return ((x - m) / s).contiguous(memory_format=torch.channels_last)
+
+
+def _augment(x: torch.Tensor, a: Augment, g: torch.Generator | None) -> torch.Tensor:
+    b = x.shape[0]
+
+    def uniform(lo: float, hi: float) -> torch.Tensor:  # drawn on CPU: same numbers on any device
+        return (torch.rand(b, generator=g) * (hi - lo) + lo).to(x.device)
+
+    theta = uniform(-a.rotate_deg, a.rotate_deg) * (math.pi / 180)
+    sx = torch.ones(b, device=x.device)
+    sy = torch.ones(b, device=x.device)
+    if a.flip:
+        sx = torch.where(uniform(0, 1) < 0.5, -sx, sx)
+        sy = torch.where(uniform(0, 1) < 0.5, -sy, sy)
+    cos, sin = torch.cos(theta), torch.sin(theta)
+    affine = torch.stack([torch.stack([cos * sx, -sin * sy, torch.zeros_like(cos)], 1),
+                          torch.stack([sin * sx, cos * sy, torch.zeros_like(cos)], 1)], 1)
+    grid = F.affine_grid(affine, list(x.shape), align_corners=False)
+    # sample the inverted image so the zeros padded in at the corners are white background
+    x = 1 - F.grid_sample(1 - x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    contrast = uniform(1 - a.contrast, 1 + a.contrast).view(b, 1, 1, 1)
+    brightness = uniform(-a.brightness, a.brightness).view(b, 1, 1, 1)
+    # contrast about white keeps the background white; brightness shifts only the chromosome
+    ink = (1 - x) * contrast
+    return (1 - ink * (1 + brightness)).clamp_(0, 1)
