@@ -1,0 +1,172 @@
+"""A training run folder as a timm-compatible Hub model repo: save, card, load, push.
+
+Reuses timm's own ``save_for_hf`` (config.json + model.safetensors); drops its ``model_args``
+key, which transformers refuses, so ``transformers.pipeline`` can load the folder too.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import timm
+import torch
+from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
+from timm.models import save_for_hf
+
+from .. import labels
+from ..errors import BadInputError
+from ..figures import confusion_png
+from ..fsutil import atomic_write_text
+
+# pretrained_cfg keys that point at where *initial* weights came from: not true of the export.
+_ORIGIN_KEYS = ("url", "file", "hf_hub_id", "hf_hub_filename", "state_dict", "source", "tag")
+
+
+def export_cfg(model: torch.nn.Module, img_size: int, in_chans: int, mean, std) -> dict:
+    """The pretrained_cfg describing exactly the preprocessing the run trained with."""
+    cfg = {k: v for k, v in dict(model.pretrained_cfg).items() if k not in _ORIGIN_KEYS}
+    cfg.update(input_size=(in_chans, img_size, img_size), interpolation="bilinear", crop_pct=1.0,
+               crop_mode="center", mean=tuple(mean), std=tuple(std), num_classes=labels.NUM_CLASSES)
+    return cfg
+
+
+def save(run_dir: str | Path, model: torch.nn.Module, pretrained_cfg: dict) -> None:
+    """config.json + model.safetensors into ``run_dir`` (each replaced atomically)."""
+    run_dir = Path(run_dir)
+    model.pretrained_cfg = pretrained_cfg
+    with tempfile.TemporaryDirectory(dir=run_dir, prefix=".export.") as tmp:
+        save_for_hf(model, tmp, model_config={"label_names": list(labels.NAMES)}, safe_serialization=True)
+        config = json.loads((Path(tmp) / "config.json").read_text())
+        config.pop("model_args", None)
+        (Path(tmp) / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+        for name in ("model.safetensors", "config.json"):
+            os.replace(Path(tmp) / name, run_dir / name)
+
+
+def load(spec: str, **kwargs) -> torch.nn.Module:
+    """A model from ``local-dir:PATH``, a run folder path, ``hf-hub:ORG/NAME`` or any timm name."""
+    if not spec.startswith(("local-dir:", "hf-hub:")) and Path(spec).is_dir():
+        spec = f"local-dir:{spec}"
+    if spec.startswith("local-dir:"):
+        folder = Path(spec.split(":", 1)[1])
+        if not (folder / "config.json").exists():
+            raise BadInputError(folder, "holds no config.json (not a finished run or model repo)",
+                                "train to the end or give a timm model repo folder")
+        if not (folder / "model.safetensors").exists():
+            raise BadInputError(folder, "holds no model.safetensors", "only safetensors weights are loaded")
+    try:
+        return timm.create_model(spec, pretrained=True, **kwargs)
+    except (OSError, RuntimeError) as e:
+        raise BadInputError(spec, f"cannot load the model ({type(e).__name__}: {str(e)[:120]})",
+                            "check the id; offline, the Hub repo must already be in the cache") from None
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+                     + ["| " + " | ".join(map(str, r)) + " |" for r in rows])
+
+
+def write_card(run_dir: str | Path, facts: dict, metrics: dict | None, cm=None) -> None:
+    """README.md model card (+ confusion.png) from the run's facts and its test metrics."""
+    run_dir = Path(run_dir)
+    name = facts["model"]
+    is_hub_id = "/" in facts["dataset_id"] and not Path(facts["dataset_id"]).exists()
+    results = []
+    if metrics:
+        confusion_png(cm, run_dir / "confusion.png", f"{name}, test split")
+        for key, label in (("accuracy", "Accuracy"), ("precision", "Precision (macro)"),
+                           ("sensitivity", "Sensitivity (macro recall)"),
+                           ("specificity", "Specificity (macro)"), ("f1", "F1 (macro)")):
+            results.append(EvalResult(task_type="image-classification",
+                                      dataset_type=facts["dataset_id"] if is_hub_id else facts["dataset_name"],
+                                      dataset_name=facts["dataset_name"], dataset_split="test",
+                                      metric_type=key, metric_value=round(metrics[key], 6), metric_name=label))
+    data = ModelCardData(library_name="timm", pipeline_tag="image-classification", license=facts["license"],
+                         datasets=[facts["dataset_id"]] if is_hub_id else None,
+                         tags=["image-classification", "timm", "chromosome", "karyotype", "cytogenetics",
+                               "g-banding", "medical"],
+                         model_name=f"chromosomenet-{name}", eval_results=results or None)
+    metric_rows = [[k, f"{100 * metrics[k]:.2f}"] for k in ("accuracy", "precision", "sensitivity",
+                                                             "specificity", "f1")] if metrics else []
+    per_class = [[c, "–" if v is None else f"{100 * v:.2f}"] for c, v in metrics["per_class_accuracy"].items()] \
+        if metrics else []
+    recipe = [[k, v] for k, v in facts["recipe"].items()]
+    body = f"""
+# chromosomenet-{name}
+
+`{name}` (timm) fine-tuned to classify single G-banded chromosome images into the 24 classes
+`1`…`22`, `X`, `Y`, following the ChromosomeNet baselines (Lin et al., 2022). Input: one chromosome
+centred, unscaled, on a white 300×300 canvas, resized as a whole to {facts['img_size']}×{facts['img_size']}
+({'one grey channel' if facts['in_chans'] == 1 else 'the grey value repeated to RGB'}).
+Initial weights: **{facts['init']}**.
+
+## Training
+
+Data: `{facts['dataset_id']}` — split policy **{facts['split_policy']}**, manifest sha256
+`{facts['manifest_sha256']}`; {facts['n_train']} train / {facts['n_val']} validation / {facts['n_test']} test images.
+Best epoch {facts['best_epoch']} of {facts['epochs_run']} (validation loss {facts['best_val_loss']:.4f}); seed {facts['seed']}.
+
+{_table(["setting", "value"], recipe)}
+
+## Test metrics
+
+{_table(["metric", "%"], metric_rows) if metrics else "No test split was available: no test metrics."}
+
+{"Specificity is TN/(TN+FP) per class, macro-averaged; macro averages run over classes present in the test split." if metrics else ""}
+
+{("### Per-class accuracy (recall)" + chr(10) + chr(10) + _table(["class", "%"], per_class) + chr(10) + chr(10) + "![confusion matrix](confusion.png)") if metrics else ""}
+
+## Usage
+
+```python
+import timm, torch
+from PIL import Image
+
+model = timm.create_model("hf-hub:ORG/chromosomenet-{name}", pretrained=True).eval()  # or "local-dir:PATH"
+cfg = timm.data.resolve_data_config({{}}, model=model)
+transform = timm.data.create_transform(**cfg)
+image = Image.open("chromosome.png").convert("{'L' if facts['in_chans'] == 1 else 'RGB'}")
+probs = model(transform(image).unsqueeze(0)).softmax(-1)
+print(model.pretrained_cfg["label_names"][probs.argmax()])
+```
+
+```python
+from transformers import pipeline
+
+classify = pipeline("image-classification", model="ORG/chromosomenet-{name}")  # or a local folder
+classify("chromosome.png")  # [{{'label': '21', 'score': ...}}, ...]
+```
+
+## Limitations
+
+Research model, **not a medical device**: not for diagnosis. Trained on one hospital's cells (amniotic
+fluid, one staining protocol and microscope); accuracy on other laboratories is unknown. It sees one
+chromosome at a time; touching or overlapping neighbours in the input images lower its accuracy.
+
+## Citation
+
+Lin C., Chen H., et al. ChromosomeNet: A massive dataset enabling benchmarking and building baselines of
+clinical chromosome classification. *Computational Biology and Chemistry* (2022),
+doi:10.1016/j.compbiolchem.2022.107731.
+Data: Tseng J.-J. et al. An Open Dataset of Annotated Metaphase Cell Images for Chromosome
+Identification. *Scientific Data* 10, 104 (2023), doi:10.1038/s41597-023-02003-7 (CC BY 4.0).
+"""
+    card = ModelCard(f"---\n{data.to_yaml()}\n---\n{body}")
+    atomic_write_text(run_dir / "README.md", str(card))
+
+
+def push_model(run_dir: str | Path, repo_id: str, *, private: bool = False, token: str | None = None) -> str:
+    """Upload a finished run (config, weights, card, figures, log; not the checkpoint) to the Hub."""
+    run_dir = Path(run_dir)
+    for need in ("config.json", "model.safetensors", "README.md"):
+        if not (run_dir / need).exists():
+            raise BadInputError(run_dir, f"is not a finished run (no {need})", "let training finish, then push")
+    api = HfApi(token=token)
+    api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+    commit = api.upload_folder(folder_path=str(run_dir), repo_id=repo_id, repo_type="model",
+                               commit_message="Upload chromosomenet baseline",
+                               ignore_patterns=["checkpoint/*", ".*", "**/.*"])
+    return str(getattr(commit, "commit_url", commit))
+
