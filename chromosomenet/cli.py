@@ -42,6 +42,63 @@ def _push_dataset(a: argparse.Namespace) -> None:
     print(push_dataset(a.dataset, a.repo_id, private=a.private))
 
 
+def _train(a: argparse.Namespace) -> None:
+    from .data.transforms import Augment
+    from .train import TrainConfig, train
+
+    aug = Augment(rotate_deg=a.rotate, flip=not a.no_flip, brightness=a.jitter, contrast=a.jitter)
+    cfg = TrainConfig(model=a.model, data=a.data, out=Path(a.out), img_size=a.img_size, in_chans=a.in_chans,
+                      init=a.init, batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay,
+                      pct_start=a.pct_start, label_smoothing=a.label_smoothing, max_epochs=a.max_epochs,
+                      epochs=a.epochs, patience=a.patience, seed=a.seed, augment=aug, workers=a.workers,
+                      eval_batch_size=a.eval_batch_size, compile=a.compile, resume=a.resume,
+                      stop_after=a.stop_after)
+    r = train(cfg)
+    state = "finished" if r.finished else f"stopped after epoch {r.epochs_run} (continue with --resume)"
+    acc = f"; test accuracy {100 * r.test_metrics['accuracy']:.2f}%" if r.test_metrics else ""
+    print(f"{r.run_dir}: {state}; best epoch {r.best_epoch} (val loss {r.best_val_loss:.4f}){acc}")
+
+
+def _models(a: argparse.Namespace) -> None:
+    from .models.registry import models_main
+
+    print(models_main(a.img_size, a.in_chans))
+
+
+def _push_model(a: argparse.Namespace) -> None:
+    from .models.hub import push_model
+
+    print(push_model(a.run_dir, a.repo_id, private=a.private))
+
+
+def add_train_args(p: argparse.ArgumentParser) -> None:
+    """The training flags (shared by `chromosomenet train` and train_accelerate.py)."""
+    p.add_argument("--model", required=True, help="timm name; `chromosomenet models` lists the paper's")
+    p.add_argument("--data", required=True, help="a built dataset folder or a (cached) Hub dataset id")
+    p.add_argument("--out", required=True, help="run folder: checkpoints, log.csv, then the model repo")
+    p.add_argument("--img-size", type=int, default=224)
+    p.add_argument("--in-chans", type=int, choices=(1, 3), default=3,
+                   help="3: grey repeated to RGB on the device (default; works with timm/transformers tools)")
+    p.add_argument("--init", default="imagenet", help="imagenet | none | PATH to .safetensors or model folder")
+    p.add_argument("--batch-size", type=int, default=32, help="per process")
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--weight-decay", type=float, default=0.01)
+    p.add_argument("--pct-start", type=float, default=0.25, help="one-cycle warm-up share")
+    p.add_argument("--label-smoothing", type=float, default=0.1)
+    p.add_argument("--max-epochs", type=int, default=500)
+    p.add_argument("--epochs", type=int, help="cap the epochs (and the one-cycle length) for quick runs")
+    p.add_argument("--patience", type=int, default=5, help="early stopping on validation loss")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--rotate", type=float, default=15.0, help="max rotation in degrees")
+    p.add_argument("--no-flip", action="store_true")
+    p.add_argument("--jitter", type=float, default=0.1, help="brightness/contrast jitter")
+    p.add_argument("--workers", type=int, default=2, help="DataLoader processes per training process")
+    p.add_argument("--eval-batch-size", type=int, default=128)
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--stop-after", type=int, help="end this invocation after N epochs (resume later)")
+
+
 def _workers(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes (default: all cores)")
 
@@ -80,6 +137,21 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="summary of a built dataset folder")
     p.add_argument("dataset")
     p.set_defaults(run=_info)
+
+    p = sub.add_parser("models", help="the paper's baselines: params, GMACs, paper accuracy")
+    p.add_argument("--img-size", type=int, default=224)
+    p.add_argument("--in-chans", type=int, choices=(1, 3), default=3)
+    p.set_defaults(run=_models)
+
+    p = sub.add_parser("train", help="fine-tune a baseline (also: accelerate launch train_accelerate.py ...)")
+    add_train_args(p)
+    p.set_defaults(run=_train)
+
+    p = sub.add_parser("push-model", help="upload a finished run folder to the Hugging Face Hub")
+    p.add_argument("run_dir")
+    p.add_argument("repo_id")
+    p.add_argument("--private", action="store_true")
+    p.set_defaults(run=_push_model)
 
     p = sub.add_parser("push-dataset", help="upload a built dataset folder to the Hugging Face Hub")
     p.add_argument("dataset")

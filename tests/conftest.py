@@ -50,3 +50,13 @@ def sample_build(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("built") / "ds"
     build_dataset(BuildConfig(raw=chromosomenet.sample_dir(), out=out, progress=False))
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory) -> Path:
+    """96 real instances (4 per class) built 2/1/1 per class: small enough to train on in seconds."""
+    root = tmp_path_factory.mktemp("tiny")
+    raw = copy_tree(root / "raw", per_class=4)
+    out = root / "ds"
+    build_dataset(BuildConfig(raw=raw, out=out, split="stratified", ratios=(0.5, 0.25, 0.25), progress=False))
+    return out

@@ -1,0 +1,253 @@
+"""Fine-tune a baseline with Accelerate (one CPU process, one or many GPUs, many nodes).
+
+The paper's recipe is the default: batch 32 per process, AdamW lr 1e-4 on a one-cycle schedule,
+label-smoothing 0.1 cross-entropy, up to 500 epochs, early stopping after 5 epochs without a
+better validation loss, best weights restored. The run folder ends as a timm model repo.
+
+Reproducibility: every random draw of epoch ``e`` comes from (seed, e, rank) — data order
+(DistributedSampler), augmentation (a seeded generator), dropout (the torch seed) — so a run
+resumed from its epoch checkpoint ends with the same weights as one never interrupted (on CPU).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import accelerate
+import datasets
+import timm
+import torch
+from accelerate import Accelerator
+from accelerate.utils import gather_object
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm.auto import tqdm
+
+from . import checkpoint, labels
+from .data.loading import dataset_identity, describe, load_splits
+from .data.transforms import Augment, CanvasImages, norm_stats, prepare
+from .errors import BadInputError, ChromosomeNetError
+from .fsutil import atomic_write_text
+from .metrics import confusion, summarize
+from .models import factory, hub
+
+
+class TrainingError(ChromosomeNetError):
+    """Training cannot go on (e.g. the loss became NaN)."""
+
+
+@dataclass
+class TrainConfig:
+    model: str
+    data: str
+    out: Path
+    img_size: int = 224
+    in_chans: int = 3                  # 3: the grey canvas is repeated on the device (ecosystem-ready export)
+    init: str = "imagenet"             # imagenet | none | PATH (.safetensors file or model folder)
+    batch_size: int = 32               # per process
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    pct_start: float = 0.25            # one-cycle warm-up share
+    label_smoothing: float = 0.1
+    max_epochs: int = 500
+    epochs: int | None = None          # cap for quick runs; also the one-cycle length when given
+    patience: int = 5
+    seed: int = 0
+    augment: Augment = field(default_factory=Augment)
+    workers: int = 2                   # DataLoader processes per training process
+    eval_batch_size: int = 128
+    compile: bool = False
+    resume: bool = False
+    stop_after: int | None = None      # end this invocation after N epochs (time-sliced jobs); resume later
+    progress: bool = True
+
+    @property
+    def n_epochs(self) -> int:
+        return min(self.max_epochs, self.epochs or self.max_epochs)
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    finished: bool
+    epochs_run: int
+    best_epoch: int
+    best_val_loss: float
+    test_metrics: dict | None
+
+
+def _identity(cfg: TrainConfig, data_id: str) -> dict:
+    """The settings a resumed run must share with its checkpoint."""
+    keep = ("model", "img_size", "in_chans", "init", "batch_size", "lr", "weight_decay", "pct_start",
+            "label_smoothing", "max_epochs", "epochs", "patience", "seed")
+    ident = {k: getattr(cfg, k) for k in keep}
+    ident["augment"] = asdict(cfg.augment)
+    ident["data"] = data_id
+    return ident
+
+
+def _evaluate(model, loader, acc: Accelerator, cfg: TrainConfig, mean, std, desc: str):
+    """(mean loss, true labels, predicted labels) over a split, each sample counted once across processes."""
+    model.eval()
+    losses, ys, preds = [], [], []
+    with torch.no_grad():
+        for x, y, _ in tqdm(loader, desc=desc, leave=False, disable=not (cfg.progress and acc.is_main_process)):
+            with acc.autocast():
+                logits = model(prepare(x, cfg.img_size, mean, std))
+            loss = torch.nn.functional.cross_entropy(logits.float(), y, reduction="none",
+                                                     label_smoothing=cfg.label_smoothing)
+            loss, y, pred = acc.gather_for_metrics((loss, y, logits.argmax(-1)))
+            losses.append(loss.cpu())
+            ys.append(y.cpu())
+            preds.append(pred.cpu())
+    return float(torch.cat(losses).mean()), torch.cat(ys).numpy(), torch.cat(preds).numpy()
+
+
+def train(cfg: TrainConfig) -> TrainResult:
+    acc = Accelerator(mixed_precision="bf16" if torch.cuda.is_available() else "no")
+    main = acc.is_main_process
+    out = Path(cfg.out)
+    splits = load_splits(cfg.data, need=("train", "validation"))
+    ident = _identity(cfg, dataset_identity(cfg.data, splits))
+    if checkpoint.has_checkpoint(out) and not cfg.resume:
+        raise BadInputError(out, "already holds a training run", "pass --resume to continue it, or choose a new --out")
+    resumed = checkpoint.load(out, ident) if cfg.resume and checkpoint.has_checkpoint(out) else None
+    out.mkdir(parents=True, exist_ok=True)
+
+    torch.manual_seed(cfg.seed)  # the same initial head on every process
+    model = factory.create(cfg.model, init="none" if resumed else cfg.init, in_chans=cfg.in_chans)
+    mean, std = norm_stats(model.pretrained_cfg.get("mean", (0.485, 0.456, 0.406)),
+                           model.pretrained_cfg.get("std", (0.229, 0.224, 0.225)), cfg.in_chans)
+    export_cfg = hub.export_cfg(model, cfg.img_size, cfg.in_chans, mean, std)
+    model = model.to(memory_format=torch.channels_last)
+
+    train_set = CanvasImages(splits["train"])
+    sampler = DistributedSampler(train_set, num_replicas=acc.num_processes, rank=acc.process_index,
+                                 shuffle=True, seed=cfg.seed)
+    loader_kw = dict(num_workers=cfg.workers, pin_memory=torch.cuda.is_available(),
+                     persistent_workers=cfg.workers > 0)
+    train_loader = DataLoader(train_set, batch_size=cfg.batch_size, sampler=sampler, **loader_kw)
+    val_loader = DataLoader(CanvasImages(splits["validation"]), batch_size=cfg.eval_batch_size, **loader_kw)
+    steps = cfg.n_epochs * len(train_loader)
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=steps,
+                                                    pct_start=cfg.pct_start)
+    state = checkpoint.RunState(identity=ident)
+    best = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    if resumed:
+        state, weights, best, optim = resumed
+        state = checkpoint.RunState(**{**asdict(state), "identity": ident})
+        model.load_state_dict(weights)
+        optimizer.load_state_dict(optim["optimizer"])
+        scheduler.load_state_dict(optim["scheduler"])
+    net = torch.compile(model) if cfg.compile else model
+    net, optimizer, val_loader = acc.prepare(net, optimizer, val_loader)
+    criterion = torch.nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+
+    ran_now = 0
+    while state.epoch < cfg.n_epochs and state.bad_epochs < cfg.patience:
+        epoch = state.epoch + 1
+        if cfg.stop_after is not None and ran_now >= cfg.stop_after:
+            break
+        torch.manual_seed(cfg.seed * 100_003 + epoch * 101 + acc.process_index)  # dropout & co.
+        gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch * 101 + acc.process_index)
+        sampler.set_epoch(epoch)
+        net.train()
+        start, seen = time.perf_counter(), 0
+        loss_sum = torch.zeros((), device=acc.device)
+        bar = tqdm(train_loader, desc=f"epoch {epoch}/{cfg.n_epochs}", disable=not (cfg.progress and main))
+        for x, y, _ in bar:
+            x, y = x.to(acc.device, non_blocking=True), y.to(acc.device, non_blocking=True)
+            with acc.autocast():
+                loss = criterion(net(prepare(x, cfg.img_size, mean, std, cfg.augment, gen)).float(), y)
+            acc.backward(loss)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            loss_sum += loss.detach() * len(y)
+            seen += len(y)
+        totals = acc.reduce(torch.stack([loss_sum, torch.tensor(float(seen), device=acc.device)]), "sum")
+        train_loss = float(totals[0] / totals[1])
+        if not math.isfinite(train_loss):  # checked once an epoch: the last good checkpoint stays
+            raise TrainingError(f"{out}: training loss became {train_loss} in epoch {epoch}; the checkpoint of "
+                                f"epoch {state.epoch} is kept; lower --lr or check the data, then --resume")
+        images_s = float(totals[1]) / (time.perf_counter() - start)
+        val_loss, yv, pv = _evaluate(net, val_loader, acc, cfg, mean, std, "validation")
+        state.epoch, ran_now = epoch, ran_now + 1
+        if val_loss < state.best_val_loss:
+            state.best_val_loss, state.best_epoch, state.bad_epochs = val_loss, epoch, 0
+            best = {k: v.detach().to("cpu").clone() for k, v in acc.unwrap_model(net).state_dict().items()}
+        else:
+            state.bad_epochs += 1
+        state.record({"epoch": epoch, "train_loss": round(train_loss, 6), "val_loss": round(val_loss, 6),
+                      "val_accuracy": round(float((yv == pv).mean()), 6),
+                      "lr": f"{scheduler.get_last_lr()[0]:.3e}", "images_per_s": round(images_s, 1),
+                      "seconds": round(time.perf_counter() - start, 2)})
+        if main:
+            checkpoint.save(out, state, acc.unwrap_model(net).state_dict(), best, optimizer, scheduler)
+        acc.wait_for_everyone()
+
+    finished = state.epoch >= cfg.n_epochs or state.bad_epochs >= cfg.patience
+    test = None
+    if finished:
+        acc.unwrap_model(net).load_state_dict(best)  # restore the best epoch's weights
+        test = _finish(out, cfg, acc, net, model, splits, state, export_cfg, mean, std)
+    acc.wait_for_everyone()
+    acc.end_training()
+    return TrainResult(out, finished, state.epoch, state.best_epoch, state.best_val_loss, test)
+
+
+def _weights_digest(model: torch.nn.Module) -> str:
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().to("cpu").contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _finish(out, cfg, acc, net, model, splits, state, export_cfg, mean, std) -> dict | None:
+    """Score the best weights on the test split; export weights, config, card and run facts."""
+    # Every replica must hold the same weights at the end (DDP keeps them in step); check, don't assume.
+    digests = gather_object([_weights_digest(acc.unwrap_model(net))])
+    if len(set(digests)) != 1:
+        raise TrainingError(f"{out}: the {len(digests)} processes ended with different weights; "
+                            "do not use this run (check that every process saw the same data)")
+    metrics, cm = None, None
+    if "test" in splits and len(splits["test"]):
+        loader = acc.prepare(DataLoader(CanvasImages(splits["test"]), batch_size=cfg.eval_batch_size,
+                                        num_workers=cfg.workers))
+        _, yt, pt = _evaluate(net, loader, acc, cfg, mean, std, "test")
+        cm = confusion(yt, pt)
+        metrics = summarize(cm)
+    if acc.is_main_process:
+        unwrapped = acc.unwrap_model(net)
+        unwrapped = getattr(unwrapped, "_orig_mod", unwrapped)  # torch.compile wrapper
+        hub.save(out, unwrapped.to(memory_format=torch.contiguous_format), export_cfg)
+        facts = {**describe(cfg.data, splits), "model": cfg.model, "img_size": cfg.img_size,
+                 "in_chans": cfg.in_chans, "init": cfg.init, "seed": cfg.seed,
+                 "best_epoch": state.best_epoch, "epochs_run": state.epoch, "best_val_loss": state.best_val_loss,
+                 "recipe": _recipe(cfg, acc)}
+        hub.write_card(out, facts, metrics, cm)
+        report = {"config": {**asdict(cfg), "out": str(cfg.out)}, "identity": state.identity,
+                  "processes": acc.num_processes, "weights_sha256_per_process": digests,
+                  "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
+                  "versions": {m.__name__: m.__version__ for m in (torch, timm, datasets, accelerate)},
+                  "facts": facts, "test_metrics": metrics}
+        atomic_write_text(out / "train_report.json", json.dumps(report, indent=2, default=str) + "\n")
+    return metrics
+
+
+def _recipe(cfg: TrainConfig, acc: Accelerator) -> dict:
+    return {"optimizer": f"AdamW (lr {cfg.lr:g}, weight decay {cfg.weight_decay:g})",
+            "schedule": f"one-cycle over {cfg.n_epochs} epochs (warm-up {cfg.pct_start:g})",
+            "loss": f"cross-entropy, label smoothing {cfg.label_smoothing:g}",
+            "batch size": f"{cfg.batch_size} per process × {acc.num_processes} process(es)",
+            "early stopping": f"patience {cfg.patience} epochs on validation loss; best weights restored",
+            "augmentation": ", ".join(f"{k} {v}" for k, v in asdict(cfg.augment).items()),
+            "precision": "bf16 autocast" if acc.mixed_precision == "bf16" else "fp32",
+            "input": f"{cfg.img_size}px, in_chans {cfg.in_chans}, channels_last"}
+
