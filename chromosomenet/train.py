@@ -89,6 +89,18 @@ def _identity(cfg: TrainConfig, data_id: str) -> dict:
     return ident
 
 
+def train_step(net, x, y, optimizer, scheduler, criterion, acc: Accelerator, cfg: TrainConfig,
+               mean, std, gen: torch.Generator | None) -> torch.Tensor:
+    """One optimisation step on a uint8 canvas batch already on the device; returns the detached loss."""
+    with acc.autocast():
+        loss = criterion(net(prepare(x, cfg.img_size, mean, std, cfg.augment, gen)).float(), y)
+    acc.backward(loss)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return loss.detach()
+
+
 def _evaluate(model, loader, acc: Accelerator, cfg: TrainConfig, mean, std, desc: str):
     """(mean loss, true labels, predicted labels) over a split, each sample counted once across processes."""
     model.eval()
@@ -162,13 +174,8 @@ def train(cfg: TrainConfig) -> TrainResult:
         bar = tqdm(train_loader, desc=f"epoch {epoch}/{cfg.n_epochs}", disable=not (cfg.progress and main))
         for x, y, _ in bar:
             x, y = x.to(acc.device, non_blocking=True), y.to(acc.device, non_blocking=True)
-            with acc.autocast():
-                loss = criterion(net(prepare(x, cfg.img_size, mean, std, cfg.augment, gen)).float(), y)
-            acc.backward(loss)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            loss_sum += loss.detach() * len(y)
+            loss = train_step(net, x, y, optimizer, scheduler, criterion, acc, cfg, mean, std, gen)
+            loss_sum += loss * len(y)
             seen += len(y)
         totals = acc.reduce(torch.stack([loss_sum, torch.tensor(float(seen), device=acc.device)]), "sum")
         train_loss = float(totals[0] / totals[1])
