@@ -32,6 +32,19 @@ class RunState:
     def record(self, row: dict) -> None:
         self.log.append(row)
 
+    def update(self, epoch: int, val_loss: float) -> bool:
+        """Count epoch ``epoch``; True when its validation loss is the best so far (keep its weights)."""
+        self.epoch = epoch
+        if val_loss < self.best_val_loss:
+            self.best_val_loss, self.best_epoch, self.bad_epochs = val_loss, epoch, 0
+            return True
+        self.bad_epochs += 1
+        return False
+
+    def done(self, n_epochs: int, patience: int) -> bool:
+        """The epoch budget is spent or validation loss has not improved for ``patience`` epochs."""
+        return self.epoch >= n_epochs or self.bad_epochs >= patience
+
 
 def _cpu(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}

