@@ -5,6 +5,7 @@ from pathlib import Path
 
 from .errors import BadInputError, ChromosomeNetError, DatasetError
 from .labels import NAMES, NUM_CLASSES
+from .models import classic as _classic  # noqa: F401  timm.create_model("chromosomenet_cirnet", ...) works
 
 __version__ = "0.1.0"
 

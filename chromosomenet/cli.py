@@ -43,16 +43,10 @@ def _push_dataset(a: argparse.Namespace) -> None:
 
 
 def _train(a: argparse.Namespace) -> None:
-    from .data.transforms import Augment
     from .train import TrainConfig, train
 
-    aug = Augment(rotate_deg=a.rotate, flip=not a.no_flip, brightness=a.jitter, contrast=a.jitter)
-    cfg = TrainConfig(model=a.model, data=a.data, out=Path(a.out), img_size=a.img_size, in_chans=a.in_chans,
-                      init=a.init, batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay,
-                      pct_start=a.pct_start, label_smoothing=a.label_smoothing, max_epochs=a.max_epochs,
-                      epochs=a.epochs, patience=a.patience, seed=a.seed, augment=aug, workers=a.workers,
-                      eval_batch_size=a.eval_batch_size, compile=a.compile, resume=a.resume,
-                      stop_after=a.stop_after)
+    cfg = TrainConfig(model=a.model, data=a.data, out=Path(a.out), resume=a.resume, stop_after=a.stop_after,
+                      **recipe_kwargs(a))
     r = train(cfg)
     state = "finished" if r.finished else f"stopped after epoch {r.epochs_run} (continue with --resume)"
     acc = f"; test accuracy {100 * r.test_metrics['accuracy']:.2f}%" if r.test_metrics else ""
@@ -71,11 +65,53 @@ def _push_model(a: argparse.Namespace) -> None:
     print(push_model(a.run_dir, a.repo_id, private=a.private))
 
 
+def _benchmark(a: argparse.Namespace) -> None:
+    from .benchmark import BenchmarkConfig, run_benchmark
+
+    cfg = BenchmarkConfig(data=a.data, out=Path(a.out), suite=a.suite,
+                          models=tuple(a.models.split(",")) if a.models else None, recipe=recipe_kwargs(a),
+                          timing_samples=a.timing_samples)
+    print(f"report: {run_benchmark(cfg)}")
+
+
+def _evaluate(a: argparse.Namespace) -> None:
+    from .evaluate import EvalConfig, evaluate, format_metrics
+
+    cfg = EvalConfig(model=a.model, data=a.data, out=Path(a.out), split=a.split, batch_size=a.batch_size,
+                     workers=a.workers, timing=not a.no_timing, timing_samples=a.timing_samples)
+    metrics = evaluate(cfg)
+    print(format_metrics(metrics))
+    print(f"wrote {a.out}/predictions.parquet, metrics.json, confusion.png, per_class.png")
+
+
+def _score(a: argparse.Namespace) -> None:
+    from .evaluate import format_metrics, score
+
+    print(format_metrics(score(a.predictions, a.data, a.split, Path(a.out))))
+    print(f"wrote {a.out}/predictions.parquet, metrics.json, confusion.png, per_class.png")
+
+
 def add_train_args(p: argparse.ArgumentParser) -> None:
     """The training flags (shared by `chromosomenet train` and train_accelerate.py)."""
     p.add_argument("--model", required=True, help="timm name; `chromosomenet models` lists the paper's")
     p.add_argument("--data", required=True, help="a built dataset folder or a (cached) Hub dataset id")
     p.add_argument("--out", required=True, help="run folder: checkpoints, log.csv, then the model repo")
+    add_recipe_args(p)
+
+
+def recipe_kwargs(a: argparse.Namespace) -> dict:
+    """TrainConfig keyword arguments from the recipe flags."""
+    from .data.transforms import Augment
+
+    return dict(img_size=a.img_size, in_chans=a.in_chans, init=a.init, batch_size=a.batch_size, lr=a.lr,
+                weight_decay=a.weight_decay, pct_start=a.pct_start, label_smoothing=a.label_smoothing,
+                max_epochs=a.max_epochs, epochs=a.epochs, patience=a.patience, seed=a.seed,
+                augment=Augment(rotate_deg=a.rotate, flip=not a.no_flip, brightness=a.jitter, contrast=a.jitter),
+                workers=a.workers, eval_batch_size=a.eval_batch_size, compile=a.compile)
+
+
+def add_recipe_args(p: argparse.ArgumentParser) -> None:
+    """How to train (everything but which model, data and folder)."""
     p.add_argument("--img-size", type=int, default=224)
     p.add_argument("--in-chans", type=int, choices=(1, 3), default=3,
                    help="3: grey repeated to RGB on the device (default; works with timm/transformers tools)")
@@ -95,8 +131,6 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=2, help="DataLoader processes per training process")
     p.add_argument("--eval-batch-size", type=int, default=128)
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
-    p.add_argument("--stop-after", type=int, help="end this invocation after N epochs (resume later)")
 
 
 def _workers(p: argparse.ArgumentParser) -> None:
@@ -145,7 +179,37 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="fine-tune a baseline (also: accelerate launch train_accelerate.py ...)")
     add_train_args(p)
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--stop-after", type=int, help="end this invocation after N epochs (resume later)")
     p.set_defaults(run=_train)
+
+    p = sub.add_parser("benchmark", help="train + evaluate a suite; report mirroring the paper's tables 1-6")
+    p.add_argument("--suite", choices=("paper",), default="paper",
+                   help="paper: the 8 baselines and the 6 prior methods of Table 6")
+    p.add_argument("--models", help="comma-separated subset (default: the whole suite)")
+    p.add_argument("--data", required=True)
+    p.add_argument("--out", required=True, help="report folder (runs are reused: resumable)")
+    p.add_argument("--timing-samples", type=int, default=1000)
+    add_recipe_args(p)
+    p.set_defaults(run=_benchmark)
+
+    p = sub.add_parser("evaluate", help="score a run / timm model on a split: predictions, metrics, figures")
+    p.add_argument("model", help="run folder, local-dir:PATH, hf-hub:ORG/NAME or a timm name")
+    p.add_argument("--data", required=True)
+    p.add_argument("--split", default="test")
+    p.add_argument("--out", required=True, help="folder for predictions.parquet, metrics.json, figures")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--no-timing", action="store_true", help="skip InferenceTime, throughput and FLOPs")
+    p.add_argument("--timing-samples", type=int, default=1000, help="InferenceTime sample count (paper: 1000)")
+    p.set_defaults(run=_evaluate)
+
+    p = sub.add_parser("score", help="score an external predictions CSV with the same metrics and report")
+    p.add_argument("predictions", help="CSV: id (the dataset's file), predicted (1..22, X, Y), optional p_1..p_Y")
+    p.add_argument("--data", required=True)
+    p.add_argument("--split", default="test")
+    p.add_argument("--out", required=True)
+    p.set_defaults(run=_score)
 
     p = sub.add_parser("push-model", help="upload a finished run folder to the Hugging Face Hub")
     p.add_argument("run_dir")

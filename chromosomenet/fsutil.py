@@ -11,6 +11,18 @@ from typing import Iterator
 from .errors import BadInputError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _as_created(path: str | Path, is_dir: bool) -> None:
+    """mkstemp/mkdtemp make owner-only (0600/0700) entries; give the renamed result the permissions
+    an ordinary open()/mkdir() would, so others can read datasets and models we publish."""
+    os.chmod(path, (0o777 if is_dir else 0o666) & ~_umask())
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temp file in the same folder and a rename."""
     path = Path(path)
@@ -18,6 +30,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        _as_created(tmp, is_dir=False)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -39,6 +52,7 @@ def staged_dir(out: str | Path, overwrite: bool = False) -> Iterator[Path]:
         raise BadInputError(out, "output folder already exists", "choose a new folder or pass --overwrite")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".partial"))
+    _as_created(tmp, is_dir=True)
     try:
         yield tmp
     except BaseException:

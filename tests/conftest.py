@@ -60,3 +60,15 @@ def tiny_dataset(tmp_path_factory) -> Path:
     out = root / "ds"
     build_dataset(BuildConfig(raw=raw, out=out, split="stratified", ratios=(0.5, 0.25, 0.25), progress=False))
     return out
+
+
+@pytest.fixture(scope="session")
+def trained_run(tiny_dataset: Path, tmp_path_factory) -> Path:
+    """mobilenetv2_100 trained one epoch at 48 px on the tiny dataset: a finished run folder."""
+    from chromosomenet.train import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("runs") / "mnv2"
+    result = train(TrainConfig(model="mobilenetv2_100", data=str(tiny_dataset), out=out, img_size=48, init="none",
+                               workers=0, progress=False, batch_size=16, epochs=1))
+    assert result.finished and result.epochs_run == 1 and result.test_metrics is not None
+    return out

@@ -142,3 +142,10 @@ def test_dataset_script_runs_standalone(small_tree: Path, tmp_path: Path):
     assert proc.returncode == 0, proc.stderr
     assert "split policy stratified" in proc.stdout
     assert load_dataset(str(out))["train"].features["label"].names == list(NAMES)
+
+
+def test_outputs_are_readable_by_others(sample_build: Path):
+    # temp files/folders start owner-only; published datasets must not stay that way
+    assert sample_build.stat().st_mode & 0o005 == 0o005
+    assert (sample_build / "README.md").stat().st_mode & 0o004
+    assert (sample_build / "manifest.csv").stat().st_mode & 0o004

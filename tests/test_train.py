@@ -29,12 +29,9 @@ def _cfg(data: Path, out: Path, **kw) -> TrainConfig:
     return TrainConfig(data=str(data), out=out, **{**FAST, **kw})
 
 
-@pytest.fixture(scope="module")
-def run(tiny_dataset: Path, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("runs") / "mnv2"
-    result = train(_cfg(tiny_dataset, out, epochs=1))
-    assert result.finished and result.epochs_run == 1 and result.test_metrics is not None
-    return out
+@pytest.fixture
+def run(trained_run: Path) -> Path:
+    return trained_run
 
 
 def test_one_epoch_writes_a_timm_model_repo(run: Path):
