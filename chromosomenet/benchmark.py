@@ -12,7 +12,7 @@ import csv
 import io
 import json
 import platform
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -24,7 +24,8 @@ from .fsutil import atomic_write_text
 from .metrics import quartiles
 from .models.classic import PRIOR_METHODS
 from .models.registry import BASELINES, PAPER_BASELINES
-from .train import TrainConfig, train
+from .errors import BadInputError
+from .train import TrainConfig, run_identity, train
 
 SUITES = {"paper": tuple(PAPER_BASELINES) + tuple(PRIOR_METHODS)}
 TABLE2 = (("precision", "precision"), ("accuracy", "accuracy"), ("f1", "F1"), ("sensitivity", "sensitivity"),
@@ -46,11 +47,15 @@ class BenchmarkConfig:
 def _run_model(name: str, cfg: BenchmarkConfig) -> dict:
     """Train (or reuse / resume) and evaluate one model; returns its metrics.json content."""
     run_dir, eval_dir = cfg.out / "runs" / name, cfg.out / "eval" / name
-    finished = (run_dir / "model.safetensors").exists() and (run_dir / "train_report.json").exists()
-    if not finished:
-        resume = (run_dir / "checkpoint" / "state.json").exists()
-        train(TrainConfig(model=name, data=cfg.data, out=run_dir, resume=resume, progress=cfg.progress,
-                          **cfg.recipe))
+    train_cfg = TrainConfig(model=name, data=cfg.data, out=run_dir, progress=cfg.progress, **cfg.recipe)
+    done = run_dir / "train_report.json"
+    if done.exists() and (run_dir / "model.safetensors").exists():
+        wanted = json.loads(json.dumps(run_identity(train_cfg)))  # as stored: JSON types
+        if json.loads(done.read_text())["identity"] != wanted:
+            raise BadInputError(run_dir, "was trained on other data or with another recipe",
+                                "give the benchmark a new --out, or delete this run to retrain it")
+    else:  # never started, or killed: (re)start; a checkpoint resumes where it stopped
+        train(replace(train_cfg, resume=(run_dir / "checkpoint" / "state.json").exists()))
     metrics_file = eval_dir / "metrics.json"
     if not metrics_file.exists() or metrics_file.stat().st_mtime < (run_dir / "model.safetensors").stat().st_mtime:
         evaluate(EvalConfig(model=f"local-dir:{run_dir}", data=cfg.data, out=eval_dir,

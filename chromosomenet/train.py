@@ -79,6 +79,11 @@ class TrainResult:
     test_metrics: dict | None
 
 
+def run_identity(cfg: TrainConfig) -> dict:
+    """The settings a resumed or reused run must share with this config (the data by content)."""
+    return _identity(cfg, dataset_identity(cfg.data, load_splits(cfg.data, need=())))
+
+
 def _identity(cfg: TrainConfig, data_id: str) -> dict:
     """The settings a resumed run must share with its checkpoint."""
     keep = ("model", "img_size", "in_chans", "init", "batch_size", "lr", "weight_decay", "pct_start",
