@@ -30,21 +30,22 @@ _BUILD_CHILD = """
 import resource, sys, time
 from pathlib import Path
 from chromosomenet.data.build import BuildConfig, build_dataset
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t = time.perf_counter()
 r = build_dataset(BuildConfig(raw=Path(sys.argv[1]), out=Path(sys.argv[2]), workers=int(sys.argv[3]),
                               progress=False, overwrite=True, on_error="skip"))
 print(len(r.skipped), file=sys.stderr)
-print(r.total, time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(r.total, time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, base)
 """
 
 
-def build_in_child(raw: Path, out: Path, workers: int) -> tuple[int, float, float]:
-    """(images, seconds, peak RSS MiB of the main process) of one build in a fresh interpreter."""
+def build_in_child(raw: Path, out: Path, workers: int) -> tuple[int, float, float, float]:
+    """(images, seconds, peak RSS MiB, RSS MiB after imports) of one build in a fresh interpreter."""
     res = subprocess.run([sys.executable, "-c", _BUILD_CHILD, str(raw), str(out), str(workers)],
                          check=True, capture_output=True, text=True)
-    n, secs, rss_kib = res.stdout.split()
+    n, secs, rss_kib, base_kib = res.stdout.split()
     print(f"  build of {raw.name}: {res.stderr.strip().splitlines()[-1]} file(s) skipped", file=sys.stderr)
-    return int(n), float(secs), int(rss_kib) / 1024
+    return int(n), float(secs), int(rss_kib) / 1024, int(base_kib) / 1024
 
 
 def plain_decode(raw: Path) -> tuple[int, float]:
@@ -101,12 +102,12 @@ def main() -> None:
 
     n_ref, ref_s = plain_decode(raw)
     rows.append(("reference: read + Pillow decode only", 1, n_ref, ref_s))
-    n1, s1, rss_full = build_in_child(raw, work / "ds1", 1)
+    n1, s1, rss_full, base_full = build_in_child(raw, work / "ds1", 1)
     rows.append(("build (scan + split + Parquet + card)", 1, n1, s1))
-    nw, sw, _ = build_in_child(raw, work / "dsw", a.workers)
+    nw, sw, _, _ = build_in_child(raw, work / "dsw", a.workers)
     rows.append(("build (scan + split + Parquet + card)", a.workers, nw, sw))
     small = subset_tree(raw, work / "raw5k", 5000)
-    n5, _, rss_small = build_in_child(small, work / "ds5k", 1)
+    n5, _, rss_small, base_small = build_in_child(small, work / "ds5k", 1)
 
     print(f"CPU: {os.cpu_count()} cores ({a.workers} workers); python {sys.version.split()[0]}\n")
     print("| stage | processes | items | seconds | items/s | items/s per core |")
@@ -115,9 +116,12 @@ def main() -> None:
         print(f"| {name} | {procs} | {n} | {s:.1f} | {n / s:,.0f} | {n / s / procs:,.0f} |")
     print(f"\nbuild vs plain decode, one core: {(n1 / s1) / (n_ref / ref_s):.2f}x")
     print(f"import quality flags: {dict(imp.quality)}; scaled to fit: {imp.n_scaled}")
-    print("\n| build, 1 process | instances | peak RSS (MiB) |\n|---|---|---|")
-    print(f"| subset | {n5} | {rss_small:.0f} |\n| full | {n1} | {rss_full:.0f} |")
-    print(f"\npeak memory ratio full/subset: {rss_full / rss_small:.2f}x for {n1 / n5:.1f}x the instances")
+    print("\n| build, 1 process | instances | RSS after imports (MiB) | peak RSS (MiB) | build's own (MiB) |")
+    print("|---|---|---|---|---|")
+    print(f"| subset | {n5} | {base_small:.0f} | {rss_small:.0f} | {rss_small - base_small:.0f} |")
+    print(f"| full | {n1} | {base_full:.0f} | {rss_full:.0f} | {rss_full - base_full:.0f} |")
+    print(f"\npeak memory ratio full/subset: {rss_full / rss_small:.2f}x (build's own "
+          f"{(rss_full - base_full) / max(rss_small - base_small, 1):.2f}x) for {n1 / n5:.1f}x the instances")
 
 
 if __name__ == "__main__":
