@@ -24,7 +24,7 @@ run: $(STAMP)
 	$(CLI) build-dataset $(SAMPLE) $(OUT)/dataset --overwrite
 	$(CLI) info $(OUT)/dataset
 	$(CLI) benchmark --data $(OUT)/dataset --out $(OUT)/report --models tf_efficientnet_lite0 \
-		--init imagenet --epochs 3 --img-size 128 --workers 1
+		--init imagenet --epochs 8 --img-size 128 --workers 1
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m pytest

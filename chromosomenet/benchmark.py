@@ -78,6 +78,10 @@ def _csv(path: Path, header: list[str], rows: list[list]) -> None:
     atomic_write_text(path, buf.getvalue())
 
 
+def _or_dash(v) -> str:
+    return "–" if v is None else str(v)
+
+
 def _pct(v) -> str:
     return "–" if v is None else f"{100 * v:.2f}"
 
@@ -85,6 +89,8 @@ def _pct(v) -> str:
 def _bold_best(rows: list[list], cols: list[int], lower_better: set[int] = frozenset()) -> list[list]:
     """Mark the best value per column in bold (ties all marked), as the paper does."""
     out = [list(r) for r in rows]
+    if len(rows) < 2:
+        return out  # nothing to compare with
     for c in cols:
         values = [float(r[c]) for r in rows if r[c] not in ("–", None)]
         if not values:
@@ -101,8 +107,8 @@ def _tables(results: dict[str, dict], img_size: int) -> tuple[str, dict[str, tup
     csvs: dict[str, tuple[list, list]] = {}
     baselines = [m for m in results if m not in PRIOR_METHODS]
     t1 = [[m, f"{r['complexity']['params_m']:.3f}", f"{r['complexity']['gmacs']:.3f}",
-           BASELINES[m].paper_params_m if m in BASELINES else "–",
-           BASELINES[m].paper_flops_g if m in BASELINES else "–"] for m, r in results.items()]
+           _or_dash(BASELINES[m].paper_params_m if m in BASELINES else None),
+           _or_dash(BASELINES[m].paper_flops_g if m in BASELINES else None)] for m, r in results.items()]
     csvs["table1_complexity"] = (["model", "params_m", f"gmacs_at_{img_size}", "paper_params_m",
                                   "paper_gflops_at_224"], t1)
     t2 = [[m] + [_pct(r["metrics"][k]) for k, _ in TABLE2]
