@@ -59,6 +59,7 @@ def main() -> None:
     ap.add_argument("--split", default="test")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--plain-workers", type=int, default=os.cpu_count() or 1, help="the reference's DataLoader workers")
     ap.add_argument("--limit", type=int, default=2000, help="images used (first N of the split)")
     a = ap.parse_args()
     split = load_splits(a.data, need=(a.split,))[a.split]
@@ -73,19 +74,26 @@ def main() -> None:
         predictor(canvases[i : i + a.batch_size]).argmax(-1).cpu()
     model_only = len(canvases) / (time.perf_counter() - start)
 
-    start = time.perf_counter()
-    probs = predict(predictor, split, a.batch_size, a.workers, progress=False)
-    full_report(np.asarray(split["label"]), probs.argmax(1), probs, n_boot=1000)
-    end_to_end = len(split) / (time.perf_counter() - start)
-    plain = plain_loop(a.model, split, a.batch_size, a.workers)
+    def end_to_end_rate(p: Predictor) -> float:
+        start = time.perf_counter()
+        probs = predict(p, split, a.batch_size, a.workers, progress=False)
+        full_report(np.asarray(split["label"]), probs.argmax(1), probs, n_boot=1000)
+        return len(split) / (time.perf_counter() - start)
+
+    end_to_end = end_to_end_rate(predictor)
+    bf16 = end_to_end_rate(Predictor(model, cfg, precision="bf16")) if not torch.cuda.is_available() else None
+    plain = plain_loop(a.model, split, a.batch_size, a.plain_workers)
 
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)"
     print(f"device: {device}; model {a.model} at {cfg['input_size']}; {len(split)} images; batch "
-          f"{a.batch_size}; {a.workers} loader workers; {torch.get_num_threads()} torch threads\n")
+          f"{a.batch_size}; ours: {a.workers} loader workers; {torch.get_num_threads()} torch threads\n")
     print("| path | images/s | ratio |\n|---|---|---|")
     print(f"| model-only (canvases in memory) | {model_only:,.0f} | 1.00 |")
     print(f"| end-to-end (Parquet → decode → model → metrics) | {end_to_end:,.0f} | {end_to_end / model_only:.2f} of model-only |")
-    print(f"| plain timm loop (PIL transforms, fp32, NCHW) | {plain:,.0f} | ours is {end_to_end / plain:.2f}x |")
+    if bf16 is not None:
+        print(f"| end-to-end, bf16 on CPU (`--precision bf16`) | {bf16:,.0f} | ours is {bf16 / plain:.2f}x the plain loop |")
+    print(f"| plain timm loop (PIL transforms, fp32, NCHW, {a.plain_workers} workers) | {plain:,.0f} | "
+          f"ours (fp32) is {end_to_end / plain:.2f}x |")
 
 
 if __name__ == "__main__":

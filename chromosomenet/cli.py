@@ -78,7 +78,8 @@ def _evaluate(a: argparse.Namespace) -> None:
     from .evaluate import EvalConfig, evaluate, format_metrics
 
     cfg = EvalConfig(model=a.model, data=a.data, out=Path(a.out), split=a.split, batch_size=a.batch_size,
-                     workers=a.workers, timing=not a.no_timing, timing_samples=a.timing_samples)
+                     workers=a.workers, timing=not a.no_timing, timing_samples=a.timing_samples,
+                     precision=a.precision)
     metrics = evaluate(cfg)
     print(format_metrics(metrics))
     print(f"wrote {a.out}/predictions.parquet, metrics.json, confusion.png, per_class.png")
@@ -202,6 +203,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--no-timing", action="store_true", help="skip InferenceTime, throughput and FLOPs")
     p.add_argument("--timing-samples", type=int, default=1000, help="InferenceTime sample count (paper: 1000)")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                   help="auto: bf16 on GPU, fp32 on CPU")
     p.set_defaults(run=_evaluate)
 
     p = sub.add_parser("score", help="score an external predictions CSV with the same metrics and report")

@@ -45,6 +45,7 @@ class EvalConfig:
     timing: bool = True              # InferenceTime (paper) + best-batch throughput + params/FLOPs
     timing_samples: int = 1000
     throughput_seconds: float = 2.0  # per batch size tried
+    precision: str = "auto"          # auto (bf16 on GPU, fp32 on CPU) | fp32 | bf16
     n_boot: int = 1000
     seed: int = 0
     progress: bool = True
@@ -65,16 +66,19 @@ def load_classifier(spec: str) -> tuple[torch.nn.Module, dict]:
 class Predictor:
     """Batched inference: uint8 canvases in, probabilities out; preprocessing as the model's config says."""
 
-    def __init__(self, model: torch.nn.Module, cfg: dict, device: torch.device | None = None):
+    def __init__(self, model: torch.nn.Module, cfg: dict, device: torch.device | None = None,
+                 precision: str = "auto"):
         self.device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.model = model.to(self.device, memory_format=torch.channels_last).eval()
         in_chans, self.img_size, _ = cfg["input_size"]
         self.mean, self.std = norm_stats(cfg["mean"], cfg["std"], in_chans)
+        # auto: bf16 on GPUs, fp32 on CPUs (bf16 there is opt-in: faster only with AVX512-BF16/AMX)
+        self.bf16 = precision == "bf16" or (precision == "auto" and self.device.type == "cuda")
 
     @torch.inference_mode()
     def __call__(self, canvases: torch.Tensor) -> torch.Tensor:
         x = prepare(canvases.to(self.device, non_blocking=True), self.img_size, self.mean, self.std)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             return self.model(x).float().softmax(-1)
 
 
@@ -161,11 +165,12 @@ def evaluate(cfg: EvalConfig) -> dict:
     splits = load_splits(cfg.data, need=(cfg.split,))
     split = splits[cfg.split]
     model, mcfg = load_classifier(cfg.model)
-    predictor = Predictor(model, mcfg)
+    predictor = Predictor(model, mcfg, precision=cfg.precision)
     probs = predict(predictor, split, cfg.batch_size, cfg.workers, cfg.progress)
     facts = {"model": cfg.model, "split": cfg.split, "data": describe(cfg.data, splits),
              "device": torch.cuda.get_device_name() if predictor.device.type == "cuda" else "cpu",
-             "torch_threads": torch.get_num_threads(), "input_size": list(mcfg["input_size"])}
+             "torch_threads": torch.get_num_threads(), "input_size": list(mcfg["input_size"]),
+             "precision": "bf16" if predictor.bf16 else "fp32"}
     if cfg.timing:
         params_m, gmacs = measure(model, img_size=mcfg["input_size"][1], in_chans=mcfg["input_size"][0])
         facts["complexity"] = {"params_m": params_m, "gmacs": gmacs}
