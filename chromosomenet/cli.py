@@ -74,6 +74,21 @@ def _benchmark(a: argparse.Namespace) -> None:
     print(f"report: {run_benchmark(cfg)}")
 
 
+def _karyotype(a: argparse.Namespace) -> None:
+    from .cells import KaryotypeConfig, karyotype_images, karyotype_split
+
+    cfg = KaryotypeConfig(run=a.run, out=Path(a.out), data=a.data, split=a.split, images=tuple(a.images or ()),
+                          one_cell=a.one_cell, costs=a.costs, target_accuracy=a.target_accuracy, workers=a.workers)
+    if a.data:
+        s = karyotype_split(cfg)
+        print(f"{s['cells']} cells: instance accuracy {100 * s['instance_accuracy_before']:.2f}% → "
+              f"{100 * s['instance_accuracy_after']:.2f}% after assignment; report {a.out}/README.md")
+    else:
+        call = karyotype_images(cfg)
+        print(f"{call.iscn or 'no karyotype called'}{' — ' + call.message if call.message else ''}; "
+              f"{sum(call.flags)} of {len(call.labels)} flagged; karyogram {a.out}/karyogram.png")
+
+
 def _evaluate(a: argparse.Namespace) -> None:
     from .evaluate import EvalConfig, evaluate, format_metrics
 
@@ -150,7 +165,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--on-error", choices=("fail", "skip"), default="fail")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     _workers(p)
-    p.set_defaults(run=_import_tseng)
+    p.set_defaults(func=_import_tseng)
 
     p = sub.add_parser("build-dataset", help="raw tree → manifest + Parquet + dataset card")
     p.add_argument("raw", help="tree with class folders 0..23 (or 1..22, X, Y), optional metadata.csv")
@@ -167,22 +182,22 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--license", help="license id for the card (default: from RAW/ATTRIBUTION.md)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     _workers(p)
-    p.set_defaults(run=_build_dataset)
+    p.set_defaults(func=_build_dataset)
 
     p = sub.add_parser("info", help="summary of a built dataset folder")
     p.add_argument("dataset")
-    p.set_defaults(run=_info)
+    p.set_defaults(func=_info)
 
     p = sub.add_parser("models", help="the paper's baselines: params, GMACs, paper accuracy")
     p.add_argument("--img-size", type=int, default=224)
     p.add_argument("--in-chans", type=int, choices=(1, 3), default=3)
-    p.set_defaults(run=_models)
+    p.set_defaults(func=_models)
 
     p = sub.add_parser("train", help="fine-tune a baseline (also: accelerate launch train_accelerate.py ...)")
     add_train_args(p)
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--stop-after", type=int, help="end this invocation after N epochs (resume later)")
-    p.set_defaults(run=_train)
+    p.set_defaults(func=_train)
 
     p = sub.add_parser("benchmark", help="train + evaluate a suite; report mirroring the paper's tables 1-6")
     p.add_argument("--suite", choices=("paper",), default="paper",
@@ -192,7 +207,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="report folder (runs are reused: resumable)")
     p.add_argument("--timing-samples", type=int, default=1000)
     add_recipe_args(p)
-    p.set_defaults(run=_benchmark)
+    p.set_defaults(func=_benchmark)
 
     p = sub.add_parser("evaluate", help="score a run / timm model on a split: predictions, metrics, figures")
     p.add_argument("model", help="run folder, local-dir:PATH, hf-hub:ORG/NAME or a timm name")
@@ -205,33 +220,46 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--timing-samples", type=int, default=1000, help="InferenceTime sample count (paper: 1000)")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                    help="auto: bf16 on GPU, fp32 on CPU")
-    p.set_defaults(run=_evaluate)
+    p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("karyotype", help="cell-level calls: karyograms, ISCN count strings, review flags")
+    p.add_argument("--run", required=True, help="a trained run (folder, local-dir:, hf-hub:)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--data", help="dataset with cell ids: tune on validation, score --split")
+    src.add_argument("--images", nargs="+", help="the chromosome images (or a folder) of one cell")
+    p.add_argument("--split", default="test")
+    p.add_argument("--out", required=True)
+    p.add_argument("--one-cell", action="store_true", help="treat all --images as one cell, whatever their names")
+    p.add_argument("--costs", help="costs.json from a --data run (tuned costs and review threshold)")
+    p.add_argument("--target-accuracy", type=float, default=0.999, help="of the unflagged, when tuning the threshold")
+    p.add_argument("--workers", type=int, default=2)
+    p.set_defaults(func=_karyotype)
 
     p = sub.add_parser("score", help="score an external predictions CSV with the same metrics and report")
     p.add_argument("predictions", help="CSV: id (the dataset's file), predicted (1..22, X, Y), optional p_1..p_Y")
     p.add_argument("--data", required=True)
     p.add_argument("--split", default="test")
     p.add_argument("--out", required=True)
-    p.set_defaults(run=_score)
+    p.set_defaults(func=_score)
 
     p = sub.add_parser("push-model", help="upload a finished run folder to the Hugging Face Hub")
     p.add_argument("run_dir")
     p.add_argument("repo_id")
     p.add_argument("--private", action="store_true")
-    p.set_defaults(run=_push_model)
+    p.set_defaults(func=_push_model)
 
     p = sub.add_parser("push-dataset", help="upload a built dataset folder to the Hugging Face Hub")
     p.add_argument("dataset")
     p.add_argument("repo_id")
     p.add_argument("--private", action="store_true")
-    p.set_defaults(run=_push_dataset)
+    p.set_defaults(func=_push_dataset)
     return ap
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        args.run(args)
+        args.func(args)
     except ChromosomeNetError as e:
         print(f"chromosomenet {args.verb}: error: {e}", file=sys.stderr)
         return 2

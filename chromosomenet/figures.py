@@ -161,3 +161,22 @@ def boxplot_by_model_png(table: Mapping[str, PerClass], path: str | Path, title:
     ax.set_title(title or "per-class accuracy of each baseline")
     fig.tight_layout()
     return _save(fig, path)
+
+
+def risk_coverage_png(curve: dict, path: str | Path, threshold: float | None = None, title: str = "") -> Path:
+    """Accuracy of the chromosomes left unflagged against the fraction flagged for review."""
+    fig, ax = plt.subplots(figsize=(6, 4.2), dpi=110)
+    ax.plot(np.asarray(curve["fraction_flagged"]) * 100, np.asarray(curve["accuracy"]) * 100, lw=1.8)
+    if threshold is not None:
+        t = np.asarray(curve["threshold"])
+        i = int(np.searchsorted(t, threshold)) if len(t) else 0
+        i = min(i, len(t) - 1)
+        if len(t):
+            ax.plot(curve["fraction_flagged"][i] * 100, curve["accuracy"][i] * 100, "o", color="crimson",
+                    label=f"threshold {threshold:.3f}")
+            ax.legend(loc="lower right")
+    ax.set_xlabel("chromosomes flagged for review (%)")
+    ax.set_ylabel("accuracy of the unflagged (%)")
+    ax.set_title(title or "risk-coverage")
+    ax.grid(alpha=0.3)
+    return _save(fig, path)

@@ -1,0 +1,215 @@
+"""`chromosomenet karyotype`: cell-level calls for a dataset split, or for the images of one cell.
+
+Dataset mode (``data``): the model predicts the tuning split (validation) and the scored split;
+the karyotype costs and the review threshold are tuned on the tuning split only; then every cell
+of the scored split is assigned, flagged, drawn and compared with its annotation:
+
+    OUT/cells.csv        cell, case, type, n, predicted/true ISCN, instance accuracy before/after, flags
+    OUT/summary.json     the numbers below, with costs, threshold and where they came from
+    OUT/costs.json       tuned costs + threshold (reusable: ``--costs`` for --images runs)
+    OUT/README.md        the summary as Markdown;  OUT/risk_coverage.png
+    OUT/karyograms/<cell>.png, OUT/calls/<cell>.csv|json
+
+Images mode (``images``): one cell's chromosome images → karyogram.png + call CSV/JSON.
+ISCN strings are numerical findings only (counts), never structural.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from . import labels
+from .data.images import IMAGE_SUFFIXES, decode
+from .data.loading import describe, load_splits
+from .data.transforms import CanvasImages
+from .errors import BadInputError
+from .evaluate import Predictor, load_classifier, predict
+from .figures import risk_coverage_png
+from .fsutil import atomic_write_text
+from .karyotype import (CellCall, KaryotypeCosts, assign, flag, iscn, pick_threshold, render_karyogram,
+                        risk_coverage, tune_costs, write_call)
+
+NORMAL_ISCN = ("46,XX", "46,XY")
+DEFAULT_THRESHOLD = 0.9  # images mode without tuned costs: flag anything less than 90 % sure
+
+
+@dataclass(frozen=True)
+class KaryotypeConfig:
+    run: str
+    out: Path
+    data: str | None = None
+    split: str = "test"
+    tune_split: str = "validation"
+    images: tuple[str, ...] = ()
+    one_cell: bool = False
+    costs: str | None = None            # costs.json of an earlier dataset run (images mode)
+    target_accuracy: float = 0.999      # of the unflagged chromosomes, when picking the threshold
+    batch_size: int = 128
+    workers: int = 2
+    progress: bool = True
+
+
+def _cells(split) -> dict[str, np.ndarray]:
+    """Row indices per cell id, cells in sorted order (deterministic output)."""
+    if "cell_id" not in split.column_names:
+        raise BadInputError("dataset", "has no cell_id column, so its chromosomes cannot be grouped into cells",
+                            "build it from a raw tree whose metadata.csv has cell_id (e.g. import-tseng)")
+    ids = np.asarray([str(c) for c in split["cell_id"]])
+    return {c: np.flatnonzero(ids == c) for c in sorted(set(ids))}
+
+
+def _tune(probs: np.ndarray, y: np.ndarray, cells: dict[str, np.ndarray], target: float):
+    costs = tune_costs([(probs[i], y[i]) for i in cells.values()])
+    calls = [assign(probs[i], costs) for i in cells.values()]
+    correct = np.concatenate([np.asarray(c.labels) == y[i] for c, i in zip(calls, cells.values())])
+    conf = np.concatenate([np.asarray(c.confidence) for c in calls])
+    return costs, pick_threshold(correct, conf, target)
+
+
+def _table_md(rows: list[list]) -> str:
+    return "\n".join(["| measure | value |", "|---|---|"] + [f"| {a} | {b} |" for a, b in rows])
+
+
+def _rate(hits: list[bool]) -> float | None:
+    return float(np.mean(hits)) if hits else None
+
+
+def karyotype_split(cfg: KaryotypeConfig) -> dict:
+    """Tune on the tuning split, call every cell of the scored split, write the report; return the summary."""
+    splits = load_splits(cfg.data, need=(cfg.split, cfg.tune_split))
+    tune_set, split = splits[cfg.tune_split], splits[cfg.split]
+    model, mcfg = load_classifier(cfg.run)
+    predictor = Predictor(model, mcfg)
+    out = Path(cfg.out)
+    for sub in ("karyograms", "calls"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    y_tune = np.asarray(tune_set["label"])
+    costs, threshold = _tune(predict(predictor, tune_set, cfg.batch_size, cfg.workers, cfg.progress),
+                             y_tune, _cells(tune_set), cfg.target_accuracy)
+    probs = predict(predictor, split, cfg.batch_size, cfg.workers, cfg.progress)
+    y = np.asarray(split["label"])
+    files = np.asarray(split["file"])
+    kinds = split["karyotype_type"] if "karyotype_type" in split.column_names else ["unknown"] * len(y)
+    groups = split["group"] if "group" in split.column_names else [""] * len(y)
+    canvases = CanvasImages(split)
+    rows, correct, conf, flagged = [], [], [], []
+    for cell, idx in tqdm(_cells(split).items(), desc="cells", disable=not cfg.progress):
+        call = flag(assign(probs[idx], costs), threshold)
+        truth = iscn(np.bincount(y[idx], minlength=labels.NUM_CLASSES))
+        ok = np.asarray(call.labels) == y[idx]
+        correct.append(ok)
+        conf.append(np.asarray(call.confidence))
+        flagged.append(np.asarray(call.flags))
+        images = [canvases[int(i)][0][0].numpy() for i in idx]
+        render_karyogram(images, call, out / "karyograms" / f"{cell}.png", title=f"cell {cell}; annotated {truth}")
+        write_call(call, files[idx].tolist(), out / "calls", cell)
+        rows.append({"cell": cell, "case": groups[idx[0]], "type": kinds[idx[0]], "n": len(idx),
+                     "predicted_iscn": call.iscn, "true_iscn": truth, "match": call.iscn == truth,
+                     "accuracy_before": round(float((probs[idx].argmax(1) == y[idx]).mean()), 6),
+                     "accuracy_after": round(float(ok.mean()), 6), "flagged": int(np.sum(call.flags)),
+                     "plausible": call.plausible, "message": call.message})
+    correct_all, conf_all, flag_all = map(np.concatenate, (correct, conf, flagged))
+    normal = [r for r in rows if r["type"] == "normal"]
+    numerical = [r for r in rows if r["type"] == "numerical"]
+    summary = {
+        "cells": len(rows), "chromosomes": int(len(y)),
+        "instance_accuracy_before": float((probs.argmax(1) == y).mean()),
+        "instance_accuracy_after": float(correct_all.mean()),
+        "iscn_exact_normal": _rate([r["match"] for r in normal]), "normal_cells": len(normal),
+        "iscn_exact_numerical": _rate([r["match"] for r in numerical]), "numerical_cells": len(numerical),
+        "false_aneuploidy_per_100_normal": (100 * sum(r["predicted_iscn"] not in NORMAL_ISCN for r in normal)
+                                            / len(normal)) if normal else None,
+        "review_threshold": threshold, "target_accuracy": cfg.target_accuracy,
+        "fraction_flagged": float(flag_all.mean()),
+        "accuracy_unflagged": float(correct_all[~flag_all].mean()) if (~flag_all).any() else None,
+        "costs": asdict(costs), "tuned_on": cfg.tune_split, "scored_split": cfg.split,
+        "model": cfg.run, "data": describe(cfg.data, splits),
+        "note": "ISCN strings are numerical findings (chromosome counts) only; true ISCN is from the annotation",
+    }
+    _write_report(out, rows, summary, risk_coverage(correct_all, conf_all))
+    return summary
+
+
+def _write_report(out: Path, rows: list[dict], s: dict, curve: dict) -> None:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_text(out / "cells.csv", buf.getvalue())
+    atomic_write_text(out / "summary.json", json.dumps(s, indent=2) + "\n")
+    atomic_write_text(out / "costs.json", json.dumps({"costs": s["costs"], "threshold": s["review_threshold"],
+                                                      "tuned_on": s["tuned_on"], "model": s["model"]}, indent=2) + "\n")
+    risk_coverage_png(curve, out / "risk_coverage.png", s["review_threshold"])
+    pct = lambda v: "–" if v is None else f"{100 * v:.2f} %"  # noqa: E731
+    table = _table_md([
+        ["cells / chromosomes", f"{s['cells']} / {s['chromosomes']}"],
+        ["instance accuracy before → after assignment",
+         f"{pct(s['instance_accuracy_before'])} → {pct(s['instance_accuracy_after'])}"],
+        [f"exact ISCN count match, normal cells ({s['normal_cells']})", pct(s["iscn_exact_normal"])],
+        [f"exact ISCN count match, numerically abnormal cells ({s['numerical_cells']})", pct(s["iscn_exact_numerical"])],
+        ["false aneuploidy calls per 100 normal cells",
+         "–" if s["false_aneuploidy_per_100_normal"] is None else f"{s['false_aneuploidy_per_100_normal']:.1f}"],
+        [f"review threshold (tuned on {s['tuned_on']} for {100 * s['target_accuracy']:g} %)", f"{s['review_threshold']:.4f}"],
+        ["flagged for review / accuracy of the unflagged", f"{pct(s['fraction_flagged'])} / {pct(s['accuracy_unflagged'])}"],
+    ])
+    atomic_write_text(out / "README.md", f"# Cell-level karyotyping: `{s['model']}` on {s['scored_split']}\n\n"
+                      f"{table}\n\n{s['note']}. Costs: `costs.json`; per cell: `cells.csv`, `karyograms/`, "
+                      f"`calls/`.\n\n![risk-coverage](risk_coverage.png)\n")
+
+
+def _image_files(paths: tuple[str, ...]) -> list[Path]:
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files += sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith("."))
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise BadInputError(p, "not found", "give image files or a folder of one cell's images")
+    for f in files:
+        if f.suffix.lower() not in IMAGE_SUFFIXES:
+            raise BadInputError(f, "is not an image file", f"give {', '.join(sorted(IMAGE_SUFFIXES))} files only")
+    return files
+
+
+def _one_cell(files: list[Path], one_cell: bool) -> str:
+    """The cell id shared by the file names (<cell>_<k>.png), or refuse mixed / unnamed cells."""
+    cells = {f.stem.rsplit("_", 1)[0] for f in files if "_" in f.stem and f.stem.rsplit("_", 1)[1].isdigit()}
+    if one_cell:
+        return cells.pop() if len(cells) == 1 else "cell"
+    if len(cells) > 1:
+        raise BadInputError(files[0].parent, f"the images come from {len(cells)} cells ({', '.join(sorted(cells)[:4])}…)",
+                            "pass the images of one cell, or --one-cell to treat them as one")
+    if not cells or any("_" not in f.stem for f in files):
+        raise BadInputError(files[0].parent, "the file names do not say which cell the images belong to",
+                            "name them <cell>_<k>.png, or pass --one-cell to treat them as one cell")
+    return cells.pop()
+
+
+def karyotype_images(cfg: KaryotypeConfig) -> CellCall:
+    """Karyotype one cell from its chromosome images (each a canvas, or smaller and padded)."""
+    files = _image_files(cfg.images)
+    cell = _one_cell(files, cfg.one_cell) if files else "cell"
+    canvases = [np.asarray(decode(f.read_bytes(), str(f)).image) for f in files]
+    model, mcfg = load_classifier(cfg.run)
+    predictor = Predictor(model, mcfg)
+    batch = torch.from_numpy(np.stack(canvases)).unsqueeze(1) if canvases else torch.zeros(0, 1, 300, 300)
+    probs = np.concatenate([predictor(batch[i:i + cfg.batch_size]).cpu().numpy()
+                            for i in range(0, len(batch), cfg.batch_size)]) if len(batch) else np.zeros((0, 24))
+    costs, threshold = KaryotypeCosts(), DEFAULT_THRESHOLD
+    if cfg.costs:
+        saved = json.loads(Path(cfg.costs).read_text())
+        costs, threshold = KaryotypeCosts(**saved["costs"]), float(saved["threshold"])
+    call = flag(assign(probs, costs), threshold)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    render_karyogram(canvases, call, out / "karyogram.png", title=f"cell {cell}")
+    write_call(call, [f.name for f in files], out, "call")
+    return call

@@ -1,0 +1,82 @@
+"""`chromosomenet karyotype` on real cells of the embedded sample (a weak, briefly trained model)."""
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+import chromosomenet
+from chromosomenet.cells import KaryotypeConfig, karyotype_images, karyotype_split
+from chromosomenet.cli import main
+from chromosomenet.errors import BadInputError
+
+from conftest import read_csv
+
+
+def _cell_files(cell: str) -> list[Path]:
+    return sorted(chromosomenet.sample_dir().glob(f"*/{cell}_*.png"))
+
+
+def test_dataset_mode_calls_every_test_cell(trained_run: Path, sample_build: Path, tmp_path: Path):
+    out = tmp_path / "cells"
+    s = karyotype_split(KaryotypeConfig(run=str(trained_run), out=out, data=str(sample_build), workers=0,
+                                        progress=False))
+    test_cells = sorted({r["group"] for r in read_csv(sample_build / "manifest.csv") if r["split"] == "test"})
+    rows = read_csv(out / "cells.csv")
+    assert s["cells"] == len(rows) == len(test_cells)  # one metaphase per case in the sample
+    assert s["chromosomes"] == sum(int(r["n"]) for r in rows)
+    for r in rows:
+        assert (out / "karyograms" / f"{r['cell']}.png").exists() and (out / "calls" / f"{r['cell']}.csv").exists()
+        assert r["true_iscn"].startswith(("45,", "46,", "47,")) and r["type"] in ("normal", "numerical", "structural")
+    assert 0 <= s["instance_accuracy_after"] <= 1 and 0 <= s["fraction_flagged"] <= 1
+    costs = json.loads((out / "costs.json").read_text())
+    assert costs["tuned_on"] == "validation" and "extra_viable_trisomy" in costs["costs"]
+    assert "exact ISCN count match" in (out / "README.md").read_text() and (out / "risk_coverage.png").exists()
+
+
+def test_images_of_one_cell(trained_run: Path, tmp_path: Path, capsys):
+    files = _cell_files("1051261")
+    assert len(files) == 47
+    out = tmp_path / "one"
+    code = main(["karyotype", "--run", str(trained_run), "--images", *map(str, files), "--out", str(out)])
+    assert code == 0 and "karyogram" in capsys.readouterr().out
+    with open(out / "call.csv", newline="") as f:
+        assert len(list(csv.DictReader(f))) == 47
+    assert Image.open(out / "karyogram.png").size[0] > 500
+
+
+def test_mixed_cells_need_one_cell(trained_run: Path, tmp_path: Path):
+    mixed = _cell_files("1051261")[:20] + _cell_files("103181")[:20]
+    cfg = KaryotypeConfig(run=str(trained_run), out=tmp_path / "m", images=tuple(map(str, mixed)))
+    with pytest.raises(BadInputError, match="the images come from 2 cells"):
+        karyotype_images(cfg)
+    call = karyotype_images(KaryotypeConfig(run=str(trained_run), out=tmp_path / "m", images=tuple(map(str, mixed)),
+                                            one_cell=True))
+    assert len(call.labels) == 40
+    unnamed = tmp_path / "unnamed"
+    unnamed.mkdir()
+    shutil.copy(mixed[0], unnamed / "a.png")
+    with pytest.raises(BadInputError, match="do not say which cell"):
+        karyotype_images(KaryotypeConfig(run=str(trained_run), out=tmp_path / "u", images=(str(unnamed),)))
+
+
+def test_implausible_counts_and_bad_files(trained_run: Path, tmp_path: Path):
+    one = karyotype_images(KaryotypeConfig(run=str(trained_run), out=tmp_path / "1",
+                                           images=(str(_cell_files("1051261")[0]),)))
+    assert not one.plausible and "implausible" in one.message
+    many = [str(p) for p in sorted(chromosomenet.sample_dir().glob("*/*.png"))[:200]]
+    call = karyotype_images(KaryotypeConfig(run=str(trained_run), out=tmp_path / "200", images=tuple(many),
+                                            one_cell=True))
+    assert len(call.labels) == 200 and not call.plausible
+    pdf = tmp_path / "report.pdf"
+    pdf.write_bytes(b"%PDF-1.4")
+    with pytest.raises(BadInputError, match=r"report\.pdf: is not an image file"):
+        karyotype_images(KaryotypeConfig(run=str(trained_run), out=tmp_path / "p", images=(str(pdf),)))
+    broken = tmp_path / "cell9_00.png"
+    broken.write_bytes(_cell_files("1051261")[0].read_bytes()[:100])
+    with pytest.raises(BadInputError, match=r"cell9_00\.png: truncated or corrupt image"):
+        karyotype_images(KaryotypeConfig(run=str(trained_run), out=tmp_path / "b", images=(str(broken),)))
