@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from . import __version__, labels
+from .cells import KaryotypeConfig, karyotype_split
 from .evaluate import EvalConfig, evaluate
 from .figures import boxplot_by_class_png, boxplot_by_model_png
 from .fsutil import atomic_write_text
@@ -63,6 +64,35 @@ def _run_model(name: str, cfg: BenchmarkConfig) -> dict:
                             workers=cfg.recipe.get("workers", 2),
                             progress=cfg.progress))
     return json.loads(metrics_file.read_text())
+
+
+def _run_cells(name: str, cfg: BenchmarkConfig) -> dict | None:
+    """Cell-level summary of one model (tuned on validation, scored on test), when cells are known."""
+    from datasets import load_dataset_builder
+
+    features = load_dataset_builder(cfg.data).info.features or {}
+    if "cell_id" not in features:
+        return None
+    run_dir, out = cfg.out / "runs" / name, cfg.out / "cells" / name
+    summary = out / "summary.json"
+    if not summary.exists() or summary.stat().st_mtime < (run_dir / "model.safetensors").stat().st_mtime:
+        karyotype_split(KaryotypeConfig(run=f"local-dir:{run_dir}", out=out, data=cfg.data,
+                                        workers=cfg.recipe.get("workers", 2), progress=cfg.progress))
+    return json.loads(summary.read_text())
+
+
+def _cell_section(cells: dict[str, dict]) -> str:
+    if not cells:
+        return "## Cell level\n\nThe dataset has no `cell_id` column: no cell-level karyotyping.\n"
+    pct = lambda v: "–" if v is None else f"{100 * v:.2f}"  # noqa: E731
+    rows = [[m, s["cells"], f"{pct(s['instance_accuracy_before'])} → {pct(s['instance_accuracy_after'])}",
+             f"{pct(s['iscn_exact_normal'])} ({s['normal_cells']})", f"{pct(s['iscn_exact_numerical'])} ({s['numerical_cells']})",
+             "–" if s["false_aneuploidy_per_100_normal"] is None else f"{s['false_aneuploidy_per_100_normal']:.1f}",
+             pct(s["fraction_flagged"]), pct(s["accuracy_unflagged"])] for m, s in cells.items()]
+    header = ["model", "cells", "instance acc. % before → after", "ISCN exact %, normal (n)",
+              "ISCN exact %, numerical (n)", "false calls / 100 normal", "flagged %", "unflagged acc. %"]
+    return ("## Cell level (constrained assignment, numerical ISCN)\n\nCosts and review threshold tuned on "
+            "validation; details in `cells/<model>/`.\n\n" + _md(header, rows) + "\n")
 
 
 def _md(header: list[str], rows: list[list]) -> str:
@@ -186,6 +216,7 @@ def run_benchmark(cfg: BenchmarkConfig) -> Path:
     models = cfg.models or SUITES[cfg.suite]
     cfg.out.mkdir(parents=True, exist_ok=True)
     results = {m: _run_model(m, cfg) for m in models}
+    cells = {m: c for m in models if (c := _run_cells(m, cfg)) is not None}
     img_size = cfg.recipe.get("img_size", 224)
     md, csvs = _tables(results, img_size)
     (cfg.out / "tables").mkdir(exist_ok=True)
@@ -196,6 +227,7 @@ def run_benchmark(cfg: BenchmarkConfig) -> Path:
     boxplot_by_class_png(per_class, cfg.out / "figures" / "fig4_per_class_boxplot.png")
     boxplot_by_model_png(per_class, cfg.out / "figures" / "fig5_per_model_boxplot.png")
     text = (f"# ChromosomeNet benchmark: {', '.join(models)}\n\nTest split of `{cfg.data}`; each model trained "
-            f"by `chromosomenet train` and scored by `chromosomenet evaluate`.\n\n{md}\n{_facts(cfg, results)}")
+            f"by `chromosomenet train` and scored by `chromosomenet evaluate`.\n\n{md}\n{_cell_section(cells)}\n"
+            f"{_facts(cfg, results)}")
     atomic_write_text(cfg.out / "README.md", text)
     return cfg.out / "README.md"

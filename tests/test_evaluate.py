@@ -109,7 +109,7 @@ def test_benchmark_report_mirrors_the_paper_and_resumes(tiny_dataset: Path, tmp_
                           models=("mobilenetv2_100", "chromosomenet_vanillacnn"), progress=False)
     readme = run_benchmark(cfg)
     text = readme.read_text()
-    for section in ("## Table 1", "## Table 2", "## Table 3", "## Table 4", "## Table 6", "## Run facts",
+    for section in ("## Table 1", "## Table 2", "## Table 3", "## Table 4", "## Table 6", "## Run facts", "## Cell level",
                     "figures/fig4_per_class_boxplot.png", "split policy **stratified**"):
         assert section in text, section
     for name in ("table1_complexity", "table2_metrics", "table3_per_class", "table4_quartiles", "table6_prior_methods"):
