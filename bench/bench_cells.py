@@ -1,0 +1,69 @@
+"""Cell-level karyotyping on real normal and numerically abnormal cells held out from a model's training.
+
+    python bench/bench_cells.py --run RUN_DIR --trained-on DATASET --raw IMPORTED_TREE [--normal 40]
+
+From an imported Tseng tree (``chromosomenet import-tseng``) it keeps the cells of cases the model
+never saw (not in any split of ``--trained-on``): every numerically abnormal cell
+(``karyotype_type == numerical``) and one normal cell from each of ``--normal`` other cases; builds
+them into a dataset (grouped by case: validation to tune the costs and threshold, test to score) and
+runs ``chromosomenet karyotype``. Prints the summary as Markdown.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from chromosomenet.cells import KaryotypeConfig, karyotype_split
+from chromosomenet.data.build import BuildConfig, build_dataset
+
+
+def held_out_tree(raw: Path, seen_cases: set[str], n_normal: int, dst: Path) -> tuple[int, int]:
+    with open(raw / "metadata.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    abnormal = {r["cell_id"] for r in rows if r["karyotype_type"] == "numerical" and r["case_id"] not in seen_cases}
+    normal, cases = [], set()
+    for r in sorted(rows, key=lambda r: r["cell_id"]):
+        if r["karyotype_type"] == "normal" and r["case_id"] not in seen_cases | cases and len(normal) < n_normal:
+            normal.append(r["cell_id"])
+            cases.add(r["case_id"])
+    keep = [r for r in rows if r["cell_id"] in abnormal or r["cell_id"] in normal]
+    for r in keep:
+        (dst / r["file"]).parent.mkdir(parents=True, exist_ok=True)
+        os.symlink((raw / r["file"]).resolve(), dst / r["file"])
+    with open(dst / "metadata.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(keep)
+    return len(normal), len(abnormal)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--run", required=True)
+    ap.add_argument("--trained-on", required=True, help="the dataset folder the run was trained on")
+    ap.add_argument("--raw", required=True, help="an import-tseng tree of the release")
+    ap.add_argument("--normal", type=int, default=40)
+    ap.add_argument("--out", default=None)
+    a = ap.parse_args()
+    with open(Path(a.trained_on) / "manifest.csv", newline="") as f:
+        seen = {r["group"] for r in csv.DictReader(f)}
+    work = Path(a.out or tempfile.mkdtemp(prefix="cells-bench-"))
+    shutil.rmtree(work / "raw", ignore_errors=True)
+    n_normal, n_abnormal = held_out_tree(Path(a.raw), seen, a.normal, work / "raw")
+    build_dataset(BuildConfig(raw=work / "raw", out=work / "ds", ratios=(0.2, 0.4, 0.4), overwrite=True,
+                              on_error="skip", progress=False))
+    s = karyotype_split(KaryotypeConfig(run=a.run, out=work / "cells", data=str(work / "ds"), workers=0,
+                                        progress=False))
+    print(f"held-out cells: {n_normal} normal (one per case) + {n_abnormal} numerically abnormal; "
+          f"tuned on validation, scored on test ({s['cells']} cells)\n")
+    print((work / "cells" / "README.md").read_text().split("\n\n", 1)[1].split("\n\n")[0])
+    print(json.dumps({k: s[k] for k in ("review_threshold", "costs")}))
+
+
+if __name__ == "__main__":
+    main()
