@@ -13,32 +13,25 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import shutil
 import tempfile
 from pathlib import Path
+
+from subset import link_rows, read_rows
 
 from chromosomenet.cells import KaryotypeConfig, karyotype_split
 from chromosomenet.data.build import BuildConfig, build_dataset
 
 
 def held_out_tree(raw: Path, seen_cases: set[str], n_normal: int, dst: Path) -> tuple[int, int]:
-    with open(raw / "metadata.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = read_rows(raw)
     abnormal = {r["cell_id"] for r in rows if r["karyotype_type"] == "numerical" and r["case_id"] not in seen_cases}
     normal, cases = [], set()
     for r in sorted(rows, key=lambda r: r["cell_id"]):
         if r["karyotype_type"] == "normal" and r["case_id"] not in seen_cases | cases and len(normal) < n_normal:
             normal.append(r["cell_id"])
             cases.add(r["case_id"])
-    keep = [r for r in rows if r["cell_id"] in abnormal or r["cell_id"] in normal]
-    for r in keep:
-        (dst / r["file"]).parent.mkdir(parents=True, exist_ok=True)
-        os.symlink((raw / r["file"]).resolve(), dst / r["file"])
-    with open(dst / "metadata.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(keep)
+    link_rows(raw, [r for r in rows if r["cell_id"] in abnormal or r["cell_id"] in normal], dst)
     return len(normal), len(abnormal)
 
 

@@ -13,16 +13,14 @@ Prints a Markdown table.
 from __future__ import annotations
 
 import argparse
-import csv
 import os
-import resource
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from PIL import Image
+from subset import link_rows, read_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,28 +58,14 @@ def plain_decode(raw: Path) -> tuple[int, float]:
 
 
 def subset_tree(raw: Path, dst: Path, n_target: int) -> Path:
-    """Symlink whole cells (in file order) until ~n_target instances: a smaller tree of the same kind."""
-    with open(raw / "metadata.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    cells: list[str] = []
-    for r in sorted(rows, key=lambda r: r["cell_id"]):
-        if r["cell_id"] not in cells:
-            cells.append(r["cell_id"])
-    keep, chosen = [], set()
+    """Whole cells (in cell order) until ~n_target instances: a smaller tree of the same kind."""
+    rows = read_rows(raw)
+    keep, cells = [], sorted({r["cell_id"] for r in rows})
     for c in cells:
         if len(keep) >= n_target:
             break
-        chosen.add(c)
         keep += [r for r in rows if r["cell_id"] == c]
-    shutil.rmtree(dst, ignore_errors=True)
-    for r in keep:
-        (dst / r["file"]).parent.mkdir(parents=True, exist_ok=True)
-        os.symlink((raw / r["file"]).resolve(), dst / r["file"])
-    with open(dst / "metadata.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(keep)
-    return dst
+    return link_rows(raw, keep, dst)
 
 
 def main() -> None:

@@ -135,7 +135,6 @@ def _bold_best(rows: list[list], cols: list[int], lower_better: set[int] = froze
 def _tables(results: dict[str, dict], img_size: int) -> tuple[str, dict[str, tuple[list, list]]]:
     """Markdown sections and CSV tables (name → (header, rows)) for tables 1-4 and 6."""
     csvs: dict[str, tuple[list, list]] = {}
-    baselines = [m for m in results if m not in PRIOR_METHODS]
     t1 = [[m, f"{r['complexity']['params_m']:.3f}", f"{r['complexity']['gmacs']:.3f}",
            _or_dash(BASELINES[m].paper_params_m if m in BASELINES else None),
            _or_dash(BASELINES[m].paper_flops_g if m in BASELINES else None)] for m, r in results.items()]

@@ -26,7 +26,7 @@ from accelerate.utils import gather_object
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm.auto import tqdm
 
-from . import checkpoint, labels
+from . import checkpoint
 from .data.loading import dataset_identity, describe, load_splits
 from .data.transforms import Augment, CanvasImages, norm_stats, prepare
 from .errors import BadInputError, ChromosomeNetError

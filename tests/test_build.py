@@ -8,7 +8,6 @@ from collections import Counter
 from pathlib import Path
 
 import pyarrow.parquet as pq
-import pytest
 from datasets import load_dataset
 from huggingface_hub import DatasetCard, HfApi
 
