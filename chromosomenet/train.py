@@ -185,8 +185,9 @@ def train(cfg: TrainConfig) -> TrainResult:
         totals = acc.reduce(torch.stack([loss_sum, torch.tensor(float(seen), device=acc.device)]), "sum")
         train_loss = float(totals[0] / totals[1])
         if not math.isfinite(train_loss):  # checked once an epoch: the last good checkpoint stays
-            raise TrainingError(f"{out}: training loss became {train_loss} in epoch {epoch}; the checkpoint of "
-                                f"epoch {state.epoch} is kept; lower --lr or check the data, then --resume")
+            kept = f"the checkpoint of epoch {state.epoch} is kept" if state.epoch else "nothing was saved"
+            raise TrainingError(f"{out}: training loss became {train_loss} in epoch {epoch}; {kept}; "
+                                "train again into a new --out with a lower --lr, or check the data")
         images_s = float(totals[1]) / (time.perf_counter() - start)
         val_loss, yv, pv = _evaluate(net, val_loader, acc, cfg, mean, std, "validation")
         ran_now += 1
