@@ -43,7 +43,9 @@ from tqdm.auto import tqdm
 from ... import labels
 from ...errors import BadInputError
 from ...fsutil import atomic_write_text, staged_dir
+from . import voc
 from .isolate import isolate, metaphase_threshold, place_on_canvas
+from .voc import Box
 
 COLUMNS = ("file", "label", "name", "case_id", "cell_id", "source_image", "xmin", "ymin", "xmax",
            "ymax", "scale", "quality", "chromosome_count", "karyotype_note", "karyotype_type")
@@ -52,7 +54,6 @@ KARYOTYPE_CSVS = (("normal.csv", "normal"), ("number_abnormalities.csv", "numeri
                   ("structural_abnormalities.csv", "structural"))  # later files win on overlap
 ROOT = "24_chromosomes_object"
 IMAGE_DIRS = ("JEPG", "JPEG")  # the release spells it JEPG
-BOX_JITTER = 2  # px a box may overhang the image and be clipped as annotation jitter
 
 # Written into OUT so every dataset built from it carries the source, license and citation.
 ATTRIBUTION = """\
@@ -189,23 +190,14 @@ class _Problem(Exception):
         self.problem: Problem = (str(path), problem, fix)
 
 
-Box = tuple[int, int, int, int]
 
 
 def _parse_voc(xml: Path) -> list[tuple[int, str, Box | None]]:
     """(index, class name, box or None when malformed) per VOC object."""
     try:
-        root = ET.parse(xml).getroot()
+        return voc.objects(ET.parse(xml).getroot())
     except ET.ParseError as err:
         raise _Problem(xml, f"unparseable XML ({err})", "re-export or remove the annotation") from None
-    objects = []
-    for k, obj in enumerate(root.iter("object")):
-        try:
-            box = tuple(int(float(obj.findtext(f"bndbox/{t}") or "")) for t in ("xmin", "ymin", "xmax", "ymax"))
-        except ValueError:
-            box = None
-        objects.append((k, (obj.findtext("name") or "").strip(), box))
-    return objects
 
 
 def _load_gray(jpg: Path) -> np.ndarray:
@@ -226,10 +218,8 @@ def _validate(xml: Path, k: int, name: str, box: Box | None, w: int, h: int) -> 
                        "use A1 … G22, X or Y, or delete that object") from None
     if box is None:
         raise _Problem(xml, f"object {k} ({name}) has no valid bndbox", "fix or delete that object")
-    x0, y0, x1, y1 = box
-    clipped = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
-    if (min(x0, y0) < -BOX_JITTER or x1 > w + BOX_JITTER or y1 > h + BOX_JITTER
-            or clipped[2] <= clipped[0] or clipped[3] <= clipped[1]):
+    clipped = voc.clip(box, w, h)
+    if clipped is None:
         raise _Problem(xml, f"object {k} ({name}) box {box} lies outside the {w}×{h} image or is empty",
                        "fix the box coordinates or delete that object")
     return label, clipped
