@@ -107,6 +107,12 @@ def _score(a: argparse.Namespace) -> None:
     print(f"wrote {a.out}/predictions.parquet, metrics.json, confusion.png, per_class.png")
 
 
+def _serve(a: argparse.Namespace) -> None:
+    from .serve import launch
+
+    launch(a.model, host=a.host, port=a.port)
+
+
 def add_train_args(p: argparse.ArgumentParser) -> None:
     """The training flags (shared by `chromosomenet train` and train_accelerate.py)."""
     p.add_argument("--model", required=True, help="timm name; `chromosomenet models` lists the paper's")
@@ -241,6 +247,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test")
     p.add_argument("--out", required=True)
     p.set_defaults(func=_score)
+
+    p = sub.add_parser("serve", help="the Gradio app (the Space): one chromosome, or a whole cell")
+    p.add_argument("--model", default=os.environ.get("CHROMOSOMENET_MODEL"),
+                   help="local-dir:PATH, a run folder or hf-hub:ORG/NAME (default: $CHROMOSOMENET_MODEL, else "
+                        "out/report/runs/tf_efficientnet_lite0)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 exposes it to the network)")
+    p.add_argument("--port", type=int, default=7860)
+    p.set_defaults(func=_serve)
 
     p = sub.add_parser("push-model", help="upload a finished run folder to the Hugging Face Hub")
     p.add_argument("run_dir")

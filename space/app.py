@@ -1,0 +1,35 @@
+"""ChromosomeNet Space: `python space/app.py [--model SPEC] [--host 127.0.0.1] [--port 7860]`.
+
+Runs from the repository root, from inside `space/`, or as a Hugging Face Space (with the
+`chromosomenet` package installed or copied next to this file). The model comes from `--model`,
+else `$CHROMOSOMENET_MODEL`, else the run the README's `make run` trains; without one the page says
+how to get one. All the work is in `chromosomenet/serve.py`.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+if not (HERE / "chromosomenet").is_dir() and (HERE.parent / "chromosomenet").is_dir():
+    sys.path.insert(0, str(HERE.parent))  # a repository checkout: use its package
+
+from chromosomenet.serve import ENV_MODEL, launch  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description="ChromosomeNet demo: one chromosome, or a whole cell.")
+    ap.add_argument("--model", default=os.environ.get(ENV_MODEL),
+                    help=f"local-dir:PATH, a run folder, or hf-hub:ORG/NAME (default: ${ENV_MODEL}, else "
+                         "out/report/runs/tf_efficientnet_lite0)")
+    ap.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+                    help="address to bind (default 127.0.0.1; 0.0.0.0 exposes it to the network)")
+    ap.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
+    a = ap.parse_args(argv)
+    launch(a.model, host=a.host, port=a.port)
+
+
+if __name__ == "__main__":
+    main()
