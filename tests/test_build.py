@@ -55,7 +55,7 @@ def test_parquet_embeds_bytes_that_match_the_source(sample_build: Path):
 
 def test_card_body_has_counts_policy_and_attribution(sample_build: Path):
     text = (sample_build / "README.md").read_text()
-    for needle in ("## Splits", "**grouped** by `case_id`", "## Images per class and split", "| Y | G | 23 |",
+    for needle in ("## Splits", "**grouped** by `case_id`", "## Images per class and split", "| Y | G | 23 |", "### Source data",
                    "Tseng", "10.1038/s41597-023-02003-7", "load_dataset(", "## Citation"):
         assert needle in text, needle
 

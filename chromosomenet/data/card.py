@@ -69,8 +69,10 @@ def _body(info: datasets.DatasetInfo, report: BuildReport, scan: ScanResult, cfg
                   for i, name in enumerate(labels.NAMES)]
     columns = "\n".join(f"- `{name}`: {feat!r}".replace("\n", " ") for name, feat in info.features.items())
     policy = _POLICY_TEXT[report.policy].format(group_by=cfg.group_by)
-    source = attribution or ("No `ATTRIBUTION.md` was found in the raw tree, so the source and license "
-                             "of these images are not recorded here; add one and rebuild.")
+    # the attribution's own headings sit under this card's "Source data" section
+    source = re.sub(r"^#", "###", attribution, flags=re.MULTILINE) or (
+        "No `ATTRIBUTION.md` was found in the raw tree, so the source and license of these images are "
+        "not recorded here; add one and rebuild.")
     return f"""
 # ChromosomeNet-format G-band chromosome dataset: `{scan.root.name}`
 
