@@ -22,6 +22,8 @@ from .cells import KaryotypeConfig, karyotype_split
 from .evaluate import EvalConfig, evaluate
 from .figures import boxplot_by_class_png, boxplot_by_model_png
 from .fsutil import atomic_write_text
+from .markdown import pct
+from .markdown import table as md_table
 from .metrics import quartiles
 from .models.classic import PRIOR_METHODS
 from .models.registry import BASELINES, PAPER_BASELINES
@@ -84,7 +86,6 @@ def _run_cells(name: str, cfg: BenchmarkConfig) -> dict | None:
 def _cell_section(cells: dict[str, dict]) -> str:
     if not cells:
         return "## Cell level\n\nThe dataset has no `cell_id` column: no cell-level karyotyping.\n"
-    pct = lambda v: "–" if v is None else f"{100 * v:.2f}"  # noqa: E731
     rows = [[m, s["cells"], f"{pct(s['instance_accuracy_before'])} → {pct(s['instance_accuracy_after'])}",
              f"{pct(s['iscn_exact_normal'])} ({s['normal_cells']})", f"{pct(s['iscn_exact_numerical'])} ({s['numerical_cells']})",
              "–" if s["false_aneuploidy_per_100_normal"] is None else f"{s['false_aneuploidy_per_100_normal']:.1f}",
@@ -92,12 +93,7 @@ def _cell_section(cells: dict[str, dict]) -> str:
     header = ["model", "cells", "instance acc. % before → after", "ISCN exact %, normal (n)",
               "ISCN exact %, numerical (n)", "false calls / 100 normal", "flagged %", "unflagged acc. %"]
     return ("## Cell level (constrained assignment, numerical ISCN)\n\nCosts and review threshold tuned on "
-            "validation; details in `cells/<model>/`.\n\n" + _md(header, rows) + "\n")
-
-
-def _md(header: list[str], rows: list[list]) -> str:
-    return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-                     + ["| " + " | ".join(map(str, r)) + " |" for r in rows])
+            "validation; details in `cells/<model>/`.\n\n" + md_table(header, rows) + "\n")
 
 
 def _csv(path: Path, header: list[str], rows: list[list]) -> None:
@@ -110,10 +106,6 @@ def _csv(path: Path, header: list[str], rows: list[list]) -> None:
 
 def _or_dash(v) -> str:
     return "–" if v is None else str(v)
-
-
-def _pct(v) -> str:
-    return "–" if v is None else f"{100 * v:.2f}"
 
 
 def _bold_best(rows: list[list], cols: list[int], lower_better: set[int] = frozenset()) -> list[list]:
@@ -140,12 +132,12 @@ def _tables(results: dict[str, dict], img_size: int) -> tuple[str, dict[str, tup
            _or_dash(BASELINES[m].paper_flops_g if m in BASELINES else None)] for m, r in results.items()]
     csvs["table1_complexity"] = (["model", "params_m", f"gmacs_at_{img_size}", "paper_params_m",
                                   "paper_gflops_at_224"], t1)
-    t2 = [[m] + [_pct(r["metrics"][k]) for k, _ in TABLE2]
+    t2 = [[m] + [pct(r["metrics"][k]) for k, _ in TABLE2]
           + [f"{r['inference_time']['seconds_per_1000']:.2f}"] for m, r in results.items()]
     csvs["table2_metrics"] = (["model"] + [h for _, h in TABLE2] + ["inference_time_s_per_1000"], t2)
     per_class = {m: r["metrics"]["per_class_accuracy"] for m, r in results.items()}
     best = {c: max((v[c] for v in per_class.values() if v[c] is not None), default=None) for c in labels.NAMES}
-    t3 = [[m] + [_pct(pc[c]) for c in labels.NAMES]
+    t3 = [[m] + [pct(pc[c]) for c in labels.NAMES]
           + [sum(1 for c in labels.NAMES if pc[c] is not None and pc[c] == best[c])] for m, pc in per_class.items()]
     csvs["table3_per_class"] = (["model"] + list(labels.NAMES) + ["max"], t3)
     t4 = []
@@ -154,7 +146,7 @@ def _tables(results: dict[str, dict], img_size: int) -> tuple[str, dict[str, tup
         t4.append([m] + [f"{q[k]:.2f}" for k in ("min", "q1", "median", "q3", "max", "iqr")])
     csvs["table4_quartiles"] = (["model", "min", "q1", "median", "q3", "max", "iqr"], t4)
     t6 = [[m, PRIOR_METHODS[m]["label"], PRIOR_METHODS[m]["reported_acc"], PRIOR_METHODS[m]["chromosomenet_acc"],
-           _pct(results[m]["metrics"]["accuracy"])]
+           pct(results[m]["metrics"]["accuracy"])]
           for m in results if m in PRIOR_METHODS]
     csvs["table6_prior_methods"] = (["model", "method", "reported_accuracy", "paper_rerun_accuracy",
                                      "our_accuracy"], t6)
@@ -162,7 +154,7 @@ def _tables(results: dict[str, dict], img_size: int) -> tuple[str, dict[str, tup
 
 Measured: params (24 classes) and multiply-adds at {img_size}×{img_size}, counted as fvcore does; paper: Table 1 at 224×224.
 
-{_md(csvs["table1_complexity"][0], t1)}
+{md_table(csvs["table1_complexity"][0], t1)}
 
 ## Table 2: test metrics (%) and InferenceTime
 
@@ -170,13 +162,13 @@ Macro averages over the classes present; specificity is TN/(TN+FP) (the paper pr
 `eval/<model>/metrics.json` has both). InferenceTime: seconds to predict 1,000 decoded images one at a time.
 Best per column in bold.
 
-{_md(csvs["table2_metrics"][0], _bold_best(t2, [1, 2, 3, 4, 5, 6], {6}))}
+{md_table(csvs["table2_metrics"][0], _bold_best(t2, [1, 2, 3, 4, 5, 6], {6}))}
 
 ## Table 3: per-class accuracy (%)
 
 "max": classes where that model is best (ties count for every tied model).
 
-{_md(csvs["table3_per_class"][0], _bold_best(t3, list(range(1, 25))))}
+{md_table(csvs["table3_per_class"][0], _bold_best(t3, list(range(1, 25))))}
 
 ![Fig. 4](figures/fig4_per_class_boxplot.png)
 
@@ -184,13 +176,13 @@ Best per column in bold.
 
 min/max exclude Tukey outliers (beyond 1.5·IQR from the quartiles).
 
-{_md(csvs["table4_quartiles"][0], t4)}
+{md_table(csvs["table4_quartiles"][0], t4)}
 
 ![Fig. 5](figures/fig5_per_model_boxplot.png)
 
 ## Table 6: prior methods re-run on this split
 
-{_md(csvs["table6_prior_methods"][0], t6) if t6 else "None of the prior methods was in this run (add them to --models, e.g. chromosomenet_cirnet)."}
+{md_table(csvs["table6_prior_methods"][0], t6) if t6 else "None of the prior methods was in this run (add them to --models, e.g. chromosomenet_cirnet)."}
 """
     return md, csvs
 

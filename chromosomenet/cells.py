@@ -33,6 +33,8 @@ from .errors import BadInputError
 from .evaluate import Predictor, load_classifier, predict
 from .figures import risk_coverage_png
 from .fsutil import atomic_write_text
+from .markdown import pct as pct_number
+from .markdown import table as md_table
 from .karyotype import (CellCall, KaryotypeCosts, assign, flag, iscn, pick_threshold, render_karyogram,
                         risk_coverage, tune_costs, write_call)
 
@@ -71,10 +73,6 @@ def _tune(probs: np.ndarray, y: np.ndarray, cells: dict[str, np.ndarray], target
     correct = np.concatenate([np.asarray(c.labels) == y[i] for c, i in zip(calls, cells.values())])
     conf = np.concatenate([np.asarray(c.confidence) for c in calls])
     return costs, pick_threshold(correct, conf, target)
-
-
-def _table_md(rows: list[list]) -> str:
-    return "\n".join(["| measure | value |", "|---|---|"] + [f"| {a} | {b} |" for a, b in rows])
 
 
 def _rate(hits: list[bool]) -> float | None:
@@ -147,8 +145,8 @@ def _write_report(out: Path, rows: list[dict], s: dict, curve: dict) -> None:
     atomic_write_text(out / "costs.json", json.dumps({"costs": s["costs"], "threshold": s["review_threshold"],
                                                       "tuned_on": s["tuned_on"], "model": s["model"]}, indent=2) + "\n")
     risk_coverage_png(curve, out / "risk_coverage.png", s["review_threshold"])
-    pct = lambda v: "–" if v is None else f"{100 * v:.2f} %"  # noqa: E731
-    table = _table_md([
+    pct = lambda v: "–" if v is None else f"{pct_number(v)} %"  # noqa: E731
+    table = md_table(["measure", "value"], [
         ["cells / chromosomes", f"{s['cells']} / {s['chromosomes']}"],
         ["instance accuracy before → after assignment",
          f"{pct(s['instance_accuracy_before'])} → {pct(s['instance_accuracy_after'])}"],

@@ -46,15 +46,16 @@ class RunState:
         return self.epoch >= n_epochs or self.bad_epochs >= patience
 
 
-def _cpu(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def cpu_copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A detached, contiguous CPU copy of a state dict (safetensors refuses strided tensors)."""
     return {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
 
 
 def save(run_dir: Path, state: RunState, model_state: dict, best_state: dict, optimizer, scheduler) -> None:
     """Replace RUN_DIR/checkpoint in one rename, then rewrite the log: a kill never leaves half a checkpoint."""
     with staged_dir(run_dir / "checkpoint", overwrite=True) as tmp:
-        save_file(_cpu(model_state), str(tmp / "model.safetensors"))
-        save_file(_cpu(best_state), str(tmp / "best.safetensors"))
+        save_file(cpu_copy(model_state), str(tmp / "model.safetensors"))
+        save_file(cpu_copy(best_state), str(tmp / "best.safetensors"))
         torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / "optim.pt")
         (tmp / "state.json").write_text(json.dumps(asdict(state), indent=2) + "\n")
     buf = io.StringIO()

@@ -154,7 +154,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=steps,
                                                     pct_start=cfg.pct_start)
     state = checkpoint.RunState(identity=ident)
-    best = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    best = checkpoint.cpu_copy(model.state_dict())
     if resumed:
         state, weights, best, optim = resumed
         state = checkpoint.RunState(**{**asdict(state), "identity": ident})
@@ -192,7 +192,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         val_loss, yv, pv = _evaluate(net, val_loader, acc, cfg, mean, std, "validation")
         ran_now += 1
         if state.update(epoch, val_loss):
-            best = {k: v.detach().to("cpu").clone() for k, v in acc.unwrap_model(net).state_dict().items()}
+            best = checkpoint.cpu_copy(acc.unwrap_model(net).state_dict())
         state.record({"epoch": epoch, "train_loss": round(train_loss, 6), "val_loss": round(val_loss, 6),
                       "val_accuracy": round(float((yv == pv).mean()), 6),
                       "lr": f"{scheduler.get_last_lr()[0]:.3e}", "images_per_s": round(images_s, 1),

@@ -11,6 +11,7 @@ from huggingface_hub import DatasetCard, DatasetCardData
 
 from .. import labels
 from ..fsutil import atomic_write_text
+from ..markdown import table as _table
 from .builder import _CITATION
 from .splits import SPLITS
 
@@ -51,12 +52,6 @@ def read_attribution(raw: Path) -> tuple[str | None, str]:
     text = path.read_text(encoding="utf-8").strip()
     match = _LICENSE_LINE.search(text)
     return (match.group(1) if match else None), text
-
-
-def _table(header: list[str], rows: list[list]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def _body(info: datasets.DatasetInfo, report: BuildReport, scan: ScanResult, cfg: BuildConfig,

@@ -19,6 +19,8 @@ from .. import labels
 from ..errors import BadInputError
 from ..figures import confusion_png
 from ..fsutil import atomic_write_text
+from ..markdown import pct
+from ..markdown import table as _table
 
 # pretrained_cfg keys that point at where *initial* weights came from: not true of the export.
 _ORIGIN_KEYS = ("url", "file", "hf_hub_id", "hf_hub_filename", "state_dict", "source", "tag")
@@ -63,11 +65,6 @@ def load(spec: str, **kwargs) -> torch.nn.Module:
                             "check the id; offline, the Hub repo must already be in the cache") from None
 
 
-def _table(header: list[str], rows: list[list]) -> str:
-    return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-                     + ["| " + " | ".join(map(str, r)) + " |" for r in rows])
-
-
 def write_card(run_dir: str | Path, facts: dict, metrics: dict | None, cm=None) -> None:
     """README.md model card (+ confusion.png) from the run's facts and its test metrics."""
     run_dir = Path(run_dir)
@@ -88,10 +85,9 @@ def write_card(run_dir: str | Path, facts: dict, metrics: dict | None, cm=None) 
                          tags=["image-classification", "timm", "chromosome", "karyotype", "cytogenetics",
                                "g-banding", "medical"],
                          model_name=f"chromosomenet-{name}", eval_results=results or None)
-    metric_rows = [[k, f"{100 * metrics[k]:.2f}"] for k in ("accuracy", "precision", "sensitivity",
+    metric_rows = [[k, pct(metrics[k])] for k in ("accuracy", "precision", "sensitivity",
                                                              "specificity", "f1")] if metrics else []
-    per_class = [[c, "–" if v is None else f"{100 * v:.2f}"] for c, v in metrics["per_class_accuracy"].items()] \
-        if metrics else []
+    per_class = [[c, pct(v)] for c, v in metrics["per_class_accuracy"].items()] if metrics else []
     recipe = [[k, v] for k, v in facts["recipe"].items()]
     body = f"""
 # chromosomenet-{name}
