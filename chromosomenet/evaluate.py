@@ -26,7 +26,7 @@ from .data.loading import describe, load_splits
 from .data.transforms import CanvasImages, norm_stats, prepare
 from .errors import BadInputError
 from .figures import confusion_png, per_class_png
-from .fsutil import atomic_write_text
+from .fsutil import atomic_write_bytes, atomic_write_text
 from .metrics import confusion, full_report
 from .models import hub
 from .models.registry import measure
@@ -128,9 +128,9 @@ def write_predictions(path: Path, ids, groups, cells, y_true, y_pred, probs: np.
             "predicted": pa.array(np.asarray(y_pred), pa.int64())}
     if probs is not None:
         cols.update({c: pa.array(probs[:, i].astype(np.float32)) for i, c in enumerate(PROB_COLUMNS)})
-    tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(pa.table(cols), tmp)
-    tmp.replace(path)
+    buf = pa.BufferOutputStream()
+    pq.write_table(pa.table(cols), buf)
+    atomic_write_bytes(path, buf.getvalue().to_pybytes())
 
 
 def format_metrics(m: dict) -> str:

@@ -7,8 +7,6 @@ Every write is atomic: the PNG is rendered in memory, then written to a temp fil
 from __future__ import annotations
 
 import io
-import os
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -18,6 +16,7 @@ matplotlib.use("Agg")  # no display on servers and CI
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from .fsutil import atomic_write_bytes  # noqa: E402
 from .labels import NAMES  # noqa: E402
 from .metrics import MetricsInputError  # noqa: E402
 
@@ -25,11 +24,7 @@ PerClass = Mapping[str, float | None]
 
 
 def _save(fig: plt.Figure, path: str | Path) -> Path:
-    """Render to memory, then temp file + rename, so readers never see half a PNG.
-
-    Not fsutil.atomic_write_bytes: its mkstemp file is mode 0600, and figures are published
-    (cards, Spaces), so they keep the umask's mode as a plain open() gives.
-    """
+    """Render to memory, then write atomically, so readers never see half a PNG."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
@@ -37,12 +32,7 @@ def _save(fig: plt.Figure, path: str | Path) -> Path:
         fig.savefig(buf, format="png")
     finally:
         plt.close(fig)  # pyplot keeps every open figure alive; a long benchmark would leak them
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")  # unique: parallel writers don't collide
-    try:
-        tmp.write_bytes(buf.getvalue())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write_bytes(path, buf.getvalue())
     return path
 
 
