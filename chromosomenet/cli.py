@@ -129,7 +129,8 @@ def recipe_kwargs(a: argparse.Namespace) -> dict:
                 weight_decay=a.weight_decay, pct_start=a.pct_start, label_smoothing=a.label_smoothing,
                 max_epochs=a.max_epochs, epochs=a.epochs, patience=a.patience, seed=a.seed,
                 augment=Augment(rotate_deg=a.rotate, flip=not a.no_flip, brightness=a.jitter, contrast=a.jitter),
-                workers=a.workers, eval_batch_size=a.eval_batch_size, compile=a.compile)
+                workers=a.workers, eval_batch_size=a.eval_batch_size, bn_stats_images=a.bn_stats_images,
+                compile=a.compile)
 
 
 def add_recipe_args(p: argparse.ArgumentParser) -> None:
@@ -152,6 +153,8 @@ def add_recipe_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--jitter", type=float, default=0.1, help="brightness/contrast jitter")
     p.add_argument("--workers", type=int, default=2, help="DataLoader processes per training process")
     p.add_argument("--eval-batch-size", type=int, default=128)
+    p.add_argument("--bn-stats-images", type=int, default=4096,
+                   help="recompute BatchNorm statistics on this many training images each epoch (0: off)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
 
 
@@ -220,8 +223,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True)
     p.add_argument("--split", default="test")
     p.add_argument("--out", required=True, help="folder for predictions.parquet, metrics.json, figures")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--batch-size", type=int, help="default: 128 on a GPU, 16 on a CPU")
+    p.add_argument("--workers", type=int, help="decode processes (default: up to 8 on a GPU, 0 on a CPU)")
     p.add_argument("--no-timing", action="store_true", help="skip InferenceTime, throughput and FLOPs")
     p.add_argument("--timing-samples", type=int, default=1000, help="InferenceTime sample count (paper: 1000)")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",

@@ -23,7 +23,7 @@ import timm
 import torch
 from accelerate import Accelerator
 from accelerate.utils import gather_object
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader, DistributedSampler, Subset
 from tqdm.auto import tqdm
 
 from . import checkpoint
@@ -59,6 +59,7 @@ class TrainConfig:
     augment: Augment = field(default_factory=Augment)
     workers: int = 2                   # DataLoader processes per training process
     eval_batch_size: int = 128
+    bn_stats_images: int = 4096        # recompute BatchNorm statistics on this many training images each epoch; 0: off
     compile: bool = False
     resume: bool = False
     stop_after: int | None = None      # end this invocation after N epochs (time-sliced jobs); resume later
@@ -87,7 +88,7 @@ def run_identity(cfg: TrainConfig) -> dict:
 def _identity(cfg: TrainConfig, data_id: str) -> dict:
     """The settings a resumed run must share with its checkpoint."""
     keep = ("model", "img_size", "in_chans", "init", "batch_size", "lr", "weight_decay", "pct_start",
-            "label_smoothing", "max_epochs", "epochs", "patience", "seed")
+            "label_smoothing", "max_epochs", "epochs", "patience", "seed", "bn_stats_images")
     ident = {k: getattr(cfg, k) for k in keep}
     ident["augment"] = asdict(cfg.augment)
     ident["data"] = data_id
@@ -104,6 +105,43 @@ def train_step(net, x, y, optimizer, scheduler, criterion, acc: Accelerator, cfg
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
     return loss.detach()
+
+
+def recompute_bn_stats(model: torch.nn.Module, dataset, acc: Accelerator, cfg: TrainConfig, mean, std,
+                       epoch: int) -> None:
+    """Replace every BatchNorm's running averages with statistics of the current weights ("precise BN").
+
+    Why: a chromosome fills a few percent of its white canvas, and the running averages trail the
+    changing weights so far that eval-mode predictions sat at chance (4.7 % validation accuracy)
+    while the same weights with recomputed statistics scored 20.8 % (Lite0, 150 steps, lr 1e-3).
+    Each process averages its own shard of a seeded sample of the training split (train-size
+    batches, no augmentation, dropout off); the shards' statistics are then pooled across processes
+    (variance including the spread of the shard means) so every replica ends with the same buffers.
+    """
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    if not bns or cfg.bn_stats_images <= 0:
+        return
+    g = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch * 101 + 7)  # the same sample on every process
+    picked = torch.randperm(len(dataset), generator=g)[:cfg.bn_stats_images].tolist()
+    loader = DataLoader(Subset(dataset, picked[acc.process_index::acc.num_processes]), batch_size=cfg.batch_size,
+                        num_workers=cfg.workers)
+    was_training, momenta = model.training, [m.momentum for m in bns]
+    model.eval()
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the batches below
+        m.train()
+    with torch.no_grad():
+        for x, _, _ in loader:
+            with acc.autocast():
+                model(prepare(x.to(acc.device, non_blocking=True), cfg.img_size, mean, std))
+    for m, momentum in zip(bns, momenta):
+        m.momentum = momentum
+        mu, var = m.running_mean, m.running_var
+        pooled = acc.reduce(torch.stack([mu, var, mu * mu]), "mean")
+        mu.copy_(pooled[0])
+        var.copy_(pooled[1] + pooled[2] - pooled[0] * pooled[0])
+    model.train(was_training)
 
 
 def _evaluate(model, loader, acc: Accelerator, cfg: TrainConfig, mean, std, desc: str):
@@ -189,6 +227,8 @@ def train(cfg: TrainConfig) -> TrainResult:
             raise TrainingError(f"{out}: training loss became {train_loss} in epoch {epoch}; {kept}; "
                                 "train again into a new --out with a lower --lr, or check the data")
         images_s = float(totals[1]) / (time.perf_counter() - start)
+        base = acc.unwrap_model(net)
+        recompute_bn_stats(getattr(base, "_orig_mod", base), train_set, acc, cfg, mean, std, epoch)
         val_loss, yv, pv = _evaluate(net, val_loader, acc, cfg, mean, std, "validation")
         ran_now += 1
         if state.update(epoch, val_loss):
@@ -256,6 +296,8 @@ def _recipe(cfg: TrainConfig, acc: Accelerator) -> dict:
             "schedule": f"one-cycle over {cfg.n_epochs} epochs (warm-up {cfg.pct_start:g})",
             "loss": f"cross-entropy, label smoothing {cfg.label_smoothing:g}",
             "batch size": f"{cfg.batch_size} per process × {acc.num_processes} process(es)",
+            "BatchNorm statistics": (f"recomputed each epoch on {cfg.bn_stats_images} training images"
+                                     if cfg.bn_stats_images > 0 else "running averages"),
             "early stopping": f"patience {cfg.patience} epochs on validation loss; best weights restored",
             "augmentation": ", ".join(f"{k} {v}" for k, v in asdict(cfg.augment).items()),
             "precision": "bf16 autocast" if acc.mixed_precision == "bf16" else "fp32",

@@ -218,3 +218,30 @@ def test_early_stopping_keeps_the_best_epoch():
     assert state.best_epoch == 2 and state.bad_epochs == 4
     assert not state.done(n_epochs=500, patience=5) and state.done(n_epochs=500, patience=4)
     assert state.done(n_epochs=6, patience=5)
+
+
+def test_batchnorm_statistics_are_recomputed_for_the_current_weights(tiny_dataset: Path, tmp_path: Path):
+    """A BatchNorm on the prepared input itself: its recomputed buffers must be the mean of the
+    per-batch means and variances of exactly the sampled training images (all 48 here)."""
+    from accelerate import Accelerator
+
+    from chromosomenet.data.loading import load_splits
+    from chromosomenet.data.transforms import CanvasImages, prepare
+    from chromosomenet.train import recompute_bn_stats
+
+    cfg = _cfg(tiny_dataset, tmp_path / "unused", batch_size=16, bn_stats_images=1000)
+    train_set = CanvasImages(load_splits(str(tiny_dataset), need=("train",))["train"])
+    mean, std = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
+    model = torch.nn.Sequential(torch.nn.BatchNorm2d(3), torch.nn.Dropout(0.5))
+    model[0].running_mean.fill_(7.0)  # stale values that must disappear
+    model.eval()
+    recompute_bn_stats(model, train_set, Accelerator(cpu=True), cfg, mean, std, epoch=1)
+    assert not model.training and model[0].momentum == 0.1  # modes and momentum restored
+    x = prepare(torch.stack([train_set[i][0] for i in range(len(train_set))]), 48, mean, std)
+    assert len(train_set) == 48
+    order = torch.randperm(48, generator=torch.Generator().manual_seed(cfg.seed * 100_003 + 101 + 7))
+    batches = x[order].split(16)
+    want_mean = torch.stack([b.mean((0, 2, 3)) for b in batches]).mean(0)
+    want_var = torch.stack([b.var((0, 2, 3)) for b in batches]).mean(0)
+    torch.testing.assert_close(model[0].running_mean, want_mean, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(model[0].running_var, want_var, rtol=1e-4, atol=1e-5)
