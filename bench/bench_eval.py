@@ -1,7 +1,8 @@
 """Evaluation throughput, three ways, measured in the same run on the same model and images:
 
 1. model-only: the predictor on canvases already in memory (preprocessing on the device included);
-2. end-to-end: Parquet → decode (DataLoader workers) → predictor → metrics (`chromosomenet evaluate`'s path);
+2. end-to-end: Parquet → decode (DataLoader workers) → predictor → metrics (`chromosomenet evaluate`'s path),
+   also without folding BatchNorm into the convolutions, to show what the fold is worth;
 3. plain reference: a textbook timm eval loop — decoded PIL images, timm's own eval transform per
    sample (resize + to-tensor + normalise on the CPU), fp32, NCHW, a DataLoader with the same workers.
 
@@ -81,6 +82,7 @@ def main() -> None:
         return len(split) / (time.perf_counter() - start)
 
     end_to_end = end_to_end_rate(predictor)
+    unfolded = end_to_end_rate(Predictor(model, cfg, fold_bn=False))
     bf16 = end_to_end_rate(Predictor(model, cfg, precision="bf16")) if not torch.cuda.is_available() else None
     plain = plain_loop(a.model, split, a.batch_size, a.plain_workers)
 
@@ -90,6 +92,8 @@ def main() -> None:
     print("| path | images/s | ratio |\n|---|---|---|")
     print(f"| model-only (canvases in memory) | {model_only:,.0f} | 1.00 |")
     print(f"| end-to-end (Parquet → decode → model → metrics) | {end_to_end:,.0f} | {end_to_end / model_only:.2f} of model-only |")
+    print(f"| end-to-end, BatchNorm not folded ({predictor.folded} pairs are by default) | {unfolded:,.0f} | "
+          f"folding gains {end_to_end / unfolded:.2f}x |")
     if bf16 is not None:
         print(f"| end-to-end, bf16 on CPU (`--precision bf16`) | {bf16:,.0f} | ours is {bf16 / plain:.2f}x the plain loop |")
     print(f"| plain timm loop (PIL transforms, fp32, NCHW, {a.plain_workers} workers) | {plain:,.0f} | "

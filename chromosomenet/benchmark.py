@@ -63,7 +63,6 @@ def _run_model(name: str, cfg: BenchmarkConfig) -> dict:
     if not metrics_file.exists() or metrics_file.stat().st_mtime < (run_dir / "model.safetensors").stat().st_mtime:
         evaluate(EvalConfig(model=f"local-dir:{run_dir}", data=cfg.data, out=eval_dir,
                             timing_samples=cfg.timing_samples, throughput_seconds=cfg.throughput_seconds,
-                            workers=cfg.recipe.get("workers", 2),
                             progress=cfg.progress))
     return json.loads(metrics_file.read_text())
 
