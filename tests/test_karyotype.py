@@ -84,6 +84,15 @@ def test_sex_complements(sex, want):
     assert call.iscn == want and call.sex == sex
 
 
+def test_a_lone_sex_chromosome_read_as_y_is_called_x():
+    # 45,X where the X looks a bit more like a Y: without the no-X charge this reads 45,Y (not viable).
+    probs = _onehot(NORMAL_AUTOSOMES + [X])
+    probs[-1] = _row(Y=0.6, X=0.4)
+    assert assign(probs).iscn == "45,X"
+    assert assign(probs, KaryotypeCosts(no_x=0.0)).iscn == "45,Y"
+    assert assign(_onehot(NORMAL_AUTOSOMES + [Y], p=1 - 1e-10)).iscn == "45,Y"  # overwhelming evidence wins
+
+
 def test_xx_or_xy_decided_by_the_whole_cell():
     # One 7 looks slightly more like an X: argmax reads 46,XXY,-7; assignment restores 46,XY.
     labels = NORMAL_AUTOSOMES + [X, Y]
@@ -122,7 +131,7 @@ def _brute_force(probs: np.ndarray, costs: KaryotypeCosts) -> tuple[np.ndarray, 
                 else:
                     table[c, m] = sum(extra[c] + costs.extra_step * j for j in range(m - normal[c]))
         prior = np.minimum(prior, table[np.arange(24), counts].sum(1))
-    return labellings, data + prior
+    return labellings, data + prior + costs.no_x * (counts[:, X] == 0)
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -130,8 +139,8 @@ def test_exact_against_brute_force(seed):
     rng = np.random.default_rng(seed)
     n = 3 if seed < 5 else 4
     costs = KaryotypeCosts(**{k: float(v) for k, v in zip(
-        ("extra_autosome", "extra_viable_trisomy", "extra_sex", "extra_step", "missing_autosome", "missing_sex"),
-        rng.uniform(0, 3, 6))}, max_copies=2 + seed % 2, min_plausible=0, max_plausible=10)
+        ("extra_autosome", "extra_viable_trisomy", "extra_sex", "extra_step", "missing_autosome", "missing_sex",
+         "no_x"), rng.uniform(0, 3, 7))}, max_copies=2 + seed % 2, min_plausible=0, max_plausible=10)
     hot = [0, 20, X, Y]  # mass on few classes, so collisions, caps and the sex choice all bite
     probs = rng.dirichlet(np.full(24, 0.05), n)
     probs[:, hot] += rng.dirichlet(np.ones(4), n) * 3
