@@ -1,6 +1,6 @@
 """Cell-level karyotyping on real normal and numerically abnormal cells held out from a model's training.
 
-    python bench/bench_cells.py --run RUN_DIR --trained-on DATASET --raw IMPORTED_TREE [--normal 40]
+    python bench/bench_cells.py --run RUN_DIR --trained-on DATASET --raw IMPORTED_TREE [--normal 40] [--cells-per-case 1]
 
 From an imported Tseng tree (``chromosomenet import-tseng``) it keeps the cells of cases the model
 never saw (not in any split of ``--trained-on``): every numerically abnormal cell
@@ -23,16 +23,23 @@ from chromosomenet.cells import KaryotypeConfig, karyotype_split
 from chromosomenet.data.build import BuildConfig, build_dataset
 
 
-def held_out_tree(raw: Path, seen_cases: set[str], n_normal: int, dst: Path) -> tuple[int, int]:
+def held_out_tree(raw: Path, seen_cases: set[str], n_normal: int, dst: Path, per_case: int = 1) -> tuple[int, int]:
+    """Every unseen numerically abnormal cell, and up to ``per_case`` normal cells from each of
+    ``n_normal`` unseen cases (cells in id order)."""
     rows = read_rows(raw)
     abnormal = {r["cell_id"] for r in rows if r["karyotype_type"] == "numerical" and r["case_id"] not in seen_cases}
-    normal, cases = [], set()
+    normal: dict[str, list[str]] = {}
     for r in sorted(rows, key=lambda r: r["cell_id"]):
-        if r["karyotype_type"] == "normal" and r["case_id"] not in seen_cases | cases and len(normal) < n_normal:
-            normal.append(r["cell_id"])
-            cases.add(r["case_id"])
-    link_rows(raw, [r for r in rows if r["cell_id"] in abnormal or r["cell_id"] in normal], dst)
-    return len(normal), len(abnormal)
+        if r["karyotype_type"] != "normal" or r["case_id"] in seen_cases:
+            continue
+        cells = normal.get(r["case_id"])
+        if cells is None and len(normal) < n_normal:
+            cells = normal[r["case_id"]] = []
+        if cells is not None and r["cell_id"] not in cells and len(cells) < per_case:
+            cells.append(r["cell_id"])
+    chosen = {c for cells in normal.values() for c in cells}
+    link_rows(raw, [r for r in rows if r["cell_id"] in abnormal or r["cell_id"] in chosen], dst)
+    return len(chosen), len(abnormal)
 
 
 def main() -> None:
@@ -40,19 +47,20 @@ def main() -> None:
     ap.add_argument("--run", required=True)
     ap.add_argument("--trained-on", required=True, help="the dataset folder the run was trained on")
     ap.add_argument("--raw", required=True, help="an import-tseng tree of the release")
-    ap.add_argument("--normal", type=int, default=40)
+    ap.add_argument("--normal", type=int, default=40, help="unseen cases that give normal cells")
+    ap.add_argument("--cells-per-case", type=int, default=1, help="normal cells taken from each of them")
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
     with open(Path(a.trained_on) / "manifest.csv", newline="") as f:
         seen = {r["group"] for r in csv.DictReader(f)}
     work = Path(a.out or tempfile.mkdtemp(prefix="cells-bench-"))
     shutil.rmtree(work / "raw", ignore_errors=True)
-    n_normal, n_abnormal = held_out_tree(Path(a.raw), seen, a.normal, work / "raw")
+    n_normal, n_abnormal = held_out_tree(Path(a.raw), seen, a.normal, work / "raw", a.cells_per_case)
     build_dataset(BuildConfig(raw=work / "raw", out=work / "ds", ratios=(0.2, 0.4, 0.4), overwrite=True,
                               on_error="skip", progress=False))
     s = karyotype_split(KaryotypeConfig(run=a.run, out=work / "cells", data=str(work / "ds"), workers=0,
                                         progress=False))
-    print(f"held-out cells: {n_normal} normal (one per case) + {n_abnormal} numerically abnormal; "
+    print(f"held-out cells: {n_normal} normal (at most {a.cells_per_case} per case) + {n_abnormal} numerically abnormal; "
           f"tuned on validation, scored on test ({s['cells']} cells)\n")
     print((work / "cells" / "README.md").read_text().split("\n\n", 1)[1].split("\n\n")[0])
     print(json.dumps({k: s[k] for k in ("review_threshold", "costs")}))

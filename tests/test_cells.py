@@ -33,6 +33,10 @@ def test_dataset_mode_calls_every_test_cell(trained_run: Path, sample_build: Pat
         assert (out / "karyograms" / f"{r['cell']}.png").exists() and (out / "calls" / f"{r['cell']}.csv").exists()
         assert r["true_iscn"].startswith(("45,", "46,", "47,")) and r["type"] in ("normal", "numerical", "structural")
     assert 0 <= s["instance_accuracy_after"] <= 1 and 0 <= s["fraction_flagged"] <= 1
+    # normal cells are those annotated 46,XX / 46,XY; a normal case's spread with another count is apart
+    of_normal_cases = [r for r in rows if r["type"] == "normal"]
+    assert s["normal_cells"] == sum(r["true_iscn"] in ("46,XX", "46,XY") for r in of_normal_cases)
+    assert s["normal_cells"] + s["spread_loss_gain_cells"] == len(of_normal_cases)
     costs = json.loads((out / "costs.json").read_text())
     assert costs["tuned_on"] == "validation" and "extra_viable_trisomy" in costs["costs"]
     assert "exact ISCN count match" in (out / "README.md").read_text() and (out / "risk_coverage.png").exists()
