@@ -1,11 +1,9 @@
 """Cell-level karyotyping: exact constrained assignment, ISCN count string, review flags, cost tuning.
 
-One cell's classifier probabilities (n chromosomes × 24 classes) become one label per chromosome
-that maximises the total log-probability under a karyotype prior: two copies of each autosome and
-XX or XY, with every deviation (a gain, a loss) allowed at a price, so a real trisomy 13/18/21,
-45,X, 47,XXY, 47,XYY, 47,XXX or a lost chromosome is called rather than forced away. The problem is
-solved exactly as a rectangular min-cost assignment (``scipy.optimize.linear_sum_assignment``);
-see :func:`assign` for the construction. The karyogram picture lives in :mod:`.karyogram`.
+One cell's probabilities (n chromosomes × 24 classes) become one label per chromosome maximising
+the total log-probability under a karyotype prior (two of each autosome, XX or XY, every gain or
+loss allowed at a price, so a real trisomy, 45,X, 47,XXY or a lost chromosome is called rather than
+forced away), solved exactly as a min-cost assignment (see :func:`assign`). Karyogram: :mod:`.karyogram`.
 """
 from __future__ import annotations
 
@@ -57,9 +55,7 @@ class KaryotypeCosts:
     extra_step: float = 5.0  # added per further copy of the same class
     missing_autosome: float = 8.0
     missing_sex: float = 5.0  # an X or Y below the hypothesis (45,X)
-    # A cell with no X at all, on top of the above: no viable karyotype lacks an X (45,Y is lethal
-    # early), so only a spread that lost its X shows none. Measured need: with a 78 %-accurate
-    # classifier, 3 of 7 held-out 45,X cells were called 45,Y (an X read as a Y) without it.
+    # a cell with no X at all (extra): no viable karyotype lacks one; without it 3 of 7 held-out 45,X cells read 45,Y
     no_x: float = 20.0
     max_copies: int = 4  # per class; more copies of one class are never assigned
     min_plausible: int = 30  # fewer chromosomes: not one whole metaphase
