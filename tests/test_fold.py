@@ -63,3 +63,9 @@ def test_batchnorm_before_its_convolution_is_left_alone():
     assert n == 1 and isinstance(folded[0], nn.BatchNorm2d) and isinstance(folded[2], nn.Identity)
     with torch.no_grad():
         torch.testing.assert_close(folded(x), model(x), rtol=1e-5, atol=1e-5)
+
+
+def test_a_model_without_batchnorm_comes_back_as_is():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()).eval()
+    same, n = fold_batchnorm(model, torch.randn(2, 3, 8, 8))
+    assert n == 0 and same is model

@@ -17,7 +17,8 @@ import torch
 from torch import nn
 
 
-def _conv_bn_pairs(model: nn.Module, example: torch.Tensor) -> list[tuple[str, nn.Conv2d, str, nn.Module]]:
+def _conv_bn_pairs(model: nn.Module, example: torch.Tensor) -> tuple[list[tuple[str, str]], torch.Tensor]:
+    """(conv name, BatchNorm name) of every foldable pair, and the model's output on ``example``."""
     names = {m: n for n, m in model.named_modules()}
     made_by: dict[int, nn.Module] = {}
     consumers: dict[int, int] = {}
@@ -39,13 +40,13 @@ def _conv_bn_pairs(model: nn.Module, example: torch.Tensor) -> list[tuple[str, n
     hooks = [m.register_forward_hook(after) for m in leaves]
     try:
         with torch.no_grad():
-            model(example)
+            output = model(example)
     finally:
         for h in hooks:
             h.remove()
     # a convolution whose output a second module also reads cannot absorb the BatchNorm
-    return [(names[c], c, names[b], b) for c, b, t in pairs
-            if consumers.get(t) == 1 and b.track_running_stats and b.running_mean is not None]
+    return [(names[c], names[b]) for c, b, t in pairs
+            if consumers.get(t) == 1 and b.track_running_stats and b.running_mean is not None], output
 
 
 def _without_norm(bn: nn.Module) -> nn.Module:
@@ -61,25 +62,28 @@ def _set(model: nn.Module, name: str, module: nn.Module) -> None:
 
 
 @torch.no_grad()
-def fold_batchnorm(model: nn.Module, example: torch.Tensor, rtol: float = 1e-3) -> tuple[nn.Module, int]:
+def fold_batchnorm(model: nn.Module, example: torch.Tensor, tol: float = 1e-3) -> tuple[nn.Module, int]:
     """An eval-mode copy of ``model`` with every conv→BatchNorm pair folded, and how many were folded.
 
-    ``example`` is a real input batch; the folded copy must reproduce the original logits on it
-    within ``rtol`` of their scale, else the original model is returned with 0 folds.
+    ``example`` is any input batch of the model's shape (the fold is exact algebra; the check only
+    catches a wrongly read pairing): the copy must reproduce the original's outputs on it within
+    ``tol`` of their scale, else the original model is returned with 0 folds. No BatchNorm to fold:
+    the original is returned without copying.
     """
     model = model.eval()
+    pairs, want = _conv_bn_pairs(model, example)
+    if not pairs:
+        return model, 0
     folded = copy.deepcopy(model)
-    pairs = _conv_bn_pairs(folded, example)
-    for conv_name, conv, bn_name, bn in pairs:
+    for conv_name, bn_name in pairs:
+        conv, bn = folded.get_submodule(conv_name), folded.get_submodule(bn_name)
         scale = bn.weight / torch.sqrt(bn.running_var + bn.eps) if bn.affine else 1 / torch.sqrt(bn.running_var + bn.eps)
         shift = (bn.bias if bn.affine else 0) - bn.running_mean * scale
         conv.weight.mul_(scale.view(-1, 1, 1, 1))
         bias = shift if conv.bias is None else conv.bias * scale + shift
         conv.bias = nn.Parameter(bias.detach().clone())
         _set(folded, bn_name, _without_norm(bn))
-    if not pairs:
-        return model, 0
-    want, got = model(example).float(), folded(example).float()
-    if not torch.allclose(got, want, rtol=0, atol=rtol * max(1.0, want.abs().max().item())):
+    want, got = want.float(), folded(example).float()
+    if not torch.allclose(got, want, rtol=0, atol=tol * max(1.0, want.abs().max().item())):
         return model, 0
     return folded, len(pairs)
