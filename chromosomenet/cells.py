@@ -75,22 +75,36 @@ def _tune(probs: np.ndarray, y: np.ndarray, cells: dict[str, np.ndarray], target
     return costs, pick_threshold(correct, conf, target)
 
 
+def _saved_costs(path: str) -> tuple[KaryotypeCosts, float, str]:
+    """(costs, review threshold, where they were tuned) from a costs.json written by a dataset run."""
+    try:
+        saved = json.loads(Path(path).read_text())
+        return KaryotypeCosts(**saved["costs"]), float(saved["threshold"]), f"{saved.get('tuned_on', '?')} ({path})"
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise BadInputError(path, f"is not a costs.json of `chromosomenet karyotype` ({type(e).__name__})",
+                            "pass the costs.json a dataset run wrote, e.g. the one shipped beside the model") from None
+
+
 def _rate(hits: list[bool]) -> float | None:
     return float(np.mean(hits)) if hits else None
 
 
 def karyotype_split(cfg: KaryotypeConfig) -> dict:
     """Tune on the tuning split, call every cell of the scored split, write the report; return the summary."""
-    splits = load_splits(cfg.data, need=(cfg.split, cfg.tune_split))
-    tune_set, split = splits[cfg.tune_split], splits[cfg.split]
+    splits = load_splits(cfg.data, need=(cfg.split,) if cfg.costs else (cfg.split, cfg.tune_split))
+    split = splits[cfg.split]
     model, mcfg = load_classifier(cfg.run)
     predictor = Predictor(model, mcfg)
     out = Path(cfg.out)
     for sub in ("karyograms", "calls"):
         (out / sub).mkdir(parents=True, exist_ok=True)
-    y_tune = np.asarray(tune_set["label"])
-    costs, threshold = _tune(predict(predictor, tune_set, cfg.batch_size, cfg.workers, cfg.progress),
-                             y_tune, _cells(tune_set), cfg.target_accuracy)
+    if cfg.costs:  # tuned elsewhere (e.g. shipped with the model): this data only gets scored
+        costs, threshold, tuned_on = _saved_costs(cfg.costs)
+    else:
+        tune_set = splits[cfg.tune_split]
+        costs, threshold = _tune(predict(predictor, tune_set, cfg.batch_size, cfg.workers, cfg.progress),
+                                 np.asarray(tune_set["label"]), _cells(tune_set), cfg.target_accuracy)
+        tuned_on = cfg.tune_split
     probs = predict(predictor, split, cfg.batch_size, cfg.workers, cfg.progress)
     y = np.asarray(split["label"])
     files = np.asarray(split["file"])
@@ -131,7 +145,7 @@ def karyotype_split(cfg: KaryotypeConfig) -> dict:
         "review_threshold": threshold, "target_accuracy": cfg.target_accuracy,
         "fraction_flagged": float(flag_all.mean()),
         "accuracy_unflagged": float(correct_all[~flag_all].mean()) if (~flag_all).any() else None,
-        "costs": asdict(costs), "tuned_on": cfg.tune_split, "scored_split": cfg.split,
+        "costs": asdict(costs), "tuned_on": tuned_on, "scored_split": cfg.split,
         "model": cfg.run, "data": describe(cfg.data, splits),
         "note": "ISCN strings are numerical findings (chromosome counts) only; true ISCN is from the annotation; "
                 "normal cells are cells of normal cases annotated 46,XX or 46,XY",
@@ -210,8 +224,7 @@ def karyotype_images(cfg: KaryotypeConfig) -> CellCall:
                             for i in range(0, len(batch), cfg.batch_size)]) if len(batch) else np.zeros((0, 24))
     costs, threshold = KaryotypeCosts(), DEFAULT_THRESHOLD
     if cfg.costs:
-        saved = json.loads(Path(cfg.costs).read_text())
-        costs, threshold = KaryotypeCosts(**saved["costs"]), float(saved["threshold"])
+        costs, threshold, _ = _saved_costs(cfg.costs)
     call = flag(assign(probs, costs), threshold)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)

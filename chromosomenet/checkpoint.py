@@ -28,6 +28,7 @@ class RunState:
     best_epoch: int = 0
     bad_epochs: int = 0                 # epochs since the best one (early stopping)
     log: list[dict] = field(default_factory=list)
+    plan: dict | None = None            # a time-budget run's step plan (budget.Plan), fixed at its start
 
     def record(self, row: dict) -> None:
         self.log.append(row)

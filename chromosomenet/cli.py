@@ -130,7 +130,7 @@ def recipe_kwargs(a: argparse.Namespace) -> dict:
                 max_epochs=a.max_epochs, epochs=a.epochs, patience=a.patience, seed=a.seed,
                 augment=Augment(rotate_deg=a.rotate, flip=not a.no_flip, brightness=a.jitter, contrast=a.jitter),
                 workers=a.workers, eval_batch_size=a.eval_batch_size, bn_stats_images=a.bn_stats_images,
-                compile=a.compile)
+                compile=a.compile, time_budget=a.time_budget, precision=a.precision, cache=not a.no_cache)
 
 
 def add_recipe_args(p: argparse.ArgumentParser) -> None:
@@ -156,6 +156,12 @@ def add_recipe_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bn-stats-images", type=int, default=4096,
                    help="recompute BatchNorm statistics on this many training images each epoch (0: off)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--time-budget", type=float, metavar="MINUTES",
+                   help="plan the one-cycle schedule from a measured step time to end annealed within MINUTES")
+    p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
+                   help="auto: bf16 autocast on GPU, fp32 on CPU; bf16 pays on CPUs with AVX-512-BF16/AMX")
+    p.add_argument("--no-cache", action="store_true",
+                   help="view models: decode canvases per batch instead of holding the split's views in memory")
 
 
 def _workers(p: argparse.ArgumentParser) -> None:
@@ -239,7 +245,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test")
     p.add_argument("--out", required=True)
     p.add_argument("--one-cell", action="store_true", help="treat all --images as one cell, whatever their names")
-    p.add_argument("--costs", help="costs.json from a --data run (tuned costs and review threshold)")
+    p.add_argument("--costs", help="costs.json from a --data run (tuned costs and review threshold); with --data: use it, do not tune")
     p.add_argument("--target-accuracy", type=float, default=0.999, help="of the unflagged, when tuning the threshold")
     p.add_argument("--workers", type=int, default=2)
     p.set_defaults(func=_karyotype)

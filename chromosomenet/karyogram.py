@@ -1,9 +1,10 @@
 """Karyogram picture of one called cell (Pillow): standard layout, true relative scale, flags boxed.
 
-Rows as in a clinical karyogram: 1–5 / 6–12, X / 13–18 / 19–22, Y. Each chromosome is cut from its
-300×300 canvas to its non-white bounding box and turned upright (narrowest across; a rotation keeps
-its length), then the whole cell is scaled by one common factor, so a 21 stays a quarter of
-a 1 as on the slide. Homologues stand side by side above their class name; a class with no
+Rows as in a clinical karyogram: 1–5 / 6–12, X / 13–18 / 19–22, Y. Each chromosome is drawn from
+its canonical view (:mod:`chromosomenet.view`, the view the classifier sees, at native scale in a
+window large enough never to shrink it): upright along its principal axis, longer arm down, cut to
+its non-white bounding box; then the whole cell is scaled by one common factor, so a 21 stays a
+quarter of a 1 as on the slide. Homologues stand side by side above their class name; a class with no
 chromosome keeps its empty place, so a loss is visible. The title is the ISCN count string.
 """
 from __future__ import annotations
@@ -14,11 +15,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from .errors import ChromosomeNetError
 from .fsutil import atomic_write_bytes
 from .labels import NAMES
+from .view import ViewSpec, views_uint8
 
 if TYPE_CHECKING:  # karyotype imports this module; the call is only read here
     from .karyotype import CellCall
@@ -60,21 +63,17 @@ def _crop(img: Image.Image) -> Image.Image | None:
     return img.crop(box) if box else None
 
 
-def _upright(img: Image.Image) -> Image.Image:
-    """Rotate so the chromosome is narrowest across (a rigid motion: its length is kept).
-
-    The narrowest orientation, searched in 5° steps, stands bent chromosomes up better than the
-    principal axis does: a V is set on its point, not laid on its side.
-    """
-    a = np.asarray(img)
-    ys, xs = np.nonzero(a < INK)
-    if len(xs) < 3:
-        return img
-    theta = np.radians(np.arange(0, 180, 5))
-    across = np.ptp(np.outer(np.cos(theta), xs) + np.outer(np.sin(theta), ys), axis=1)
-    angle = float(np.degrees(theta[int(np.argmin(across))]))  # PIL turns counter-clockwise; y grows down
-    turned = img.rotate(angle, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=255)
-    return _crop(turned) or img
+def _upright(images: list[Image.Image]) -> list[Image.Image]:
+    """Each grey image turned upright by the canonical view (a rigid motion at native scale)."""
+    if not images:
+        return []
+    size = max(max(im.size) for im in images)
+    side = 2 * size  # any chromosome of the canvas fits along the window's height
+    batch = np.full((len(images), 1, size, size), 255, np.uint8)
+    for i, im in enumerate(images):
+        batch[i, 0, :im.height, :im.width] = np.asarray(im)
+    views = views_uint8(torch.from_numpy(batch), ViewSpec(height=side, width=side, downsample=1))
+    return [Image.fromarray(v[0].numpy(), mode="L") for v in views]
 
 
 def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
@@ -87,8 +86,7 @@ def _pieces(images: Sequence[np.ndarray | Image.Image], call: CellCall) -> dict[
         raise KaryogramError(f"got {len(images)} images for a call of {len(call.labels)} chromosomes; pass the "
                              "canvases in the order of the probability rows")
     flags = call.flags or (False,) * len(call.labels)
-    crops = [_crop(_gray(im)) for im in images]
-    crops = [_upright(c) if c is not None else None for c in crops]
+    crops = [_crop(v) for v in _upright([_gray(im) for im in images])]
     tallest = max((c.height for c in crops if c is not None), default=1)
     scale = min(TALLEST_PX / tallest, MAX_UPSCALE)  # one factor for the whole cell: sizes stay comparable
     out: dict[int, list[tuple[Image.Image, bool]]] = {c: [] for c in range(len(NAMES))}

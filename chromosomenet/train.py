@@ -11,6 +11,7 @@ resumed from its epoch checkpoint ends with the same weights as one never interr
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import time
@@ -26,13 +27,15 @@ from accelerate.utils import gather_object
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 from tqdm.auto import tqdm
 
-from . import checkpoint
+from . import budget, checkpoint
+from .data import viewcache
 from .data.loading import dataset_identity, describe, load_splits
-from .data.transforms import Augment, CanvasImages, norm_stats, prepare
+from .data.transforms import Augment, CanvasImages, Feed, norm_stats
 from .errors import BadInputError, ChromosomeNetError
 from .fsutil import atomic_write_text
 from .metrics import confusion, summarize
 from .models import factory, hub
+from .models.viewnet import is_view_model
 
 
 class TrainingError(ChromosomeNetError):
@@ -63,6 +66,9 @@ class TrainConfig:
     compile: bool = False
     resume: bool = False
     stop_after: int | None = None      # end this invocation after N epochs (time-sliced jobs); resume later
+    time_budget: float | None = None   # minutes: plan the one-cycle length so the run ends annealed by then
+    precision: str = "auto"            # auto (bf16 autocast on GPU, fp32 on CPU) | bf16 | fp32
+    cache: bool = True                 # view models: decode each split once into memory (else per batch)
     progress: bool = True
 
     @property
@@ -88,7 +94,7 @@ def run_identity(cfg: TrainConfig) -> dict:
 def _identity(cfg: TrainConfig, data_id: str) -> dict:
     """The settings a resumed run must share with its checkpoint."""
     keep = ("model", "img_size", "in_chans", "init", "batch_size", "lr", "weight_decay", "pct_start",
-            "label_smoothing", "max_epochs", "epochs", "patience", "seed", "bn_stats_images")
+            "label_smoothing", "max_epochs", "epochs", "patience", "seed", "bn_stats_images", "time_budget")
     ident = {k: getattr(cfg, k) for k in keep}
     ident["augment"] = asdict(cfg.augment)
     ident["data"] = data_id
@@ -96,10 +102,10 @@ def _identity(cfg: TrainConfig, data_id: str) -> dict:
 
 
 def train_step(net, x, y, optimizer, scheduler, criterion, acc: Accelerator, cfg: TrainConfig,
-               mean, std, gen: torch.Generator | None) -> torch.Tensor:
-    """One optimisation step on a uint8 canvas batch already on the device; returns the detached loss."""
+               feed: Feed, gen: torch.Generator | None) -> torch.Tensor:
+    """One optimisation step on a uint8 batch already on the device; returns the detached loss."""
     with acc.autocast():
-        loss = criterion(net(prepare(x, cfg.img_size, mean, std, cfg.augment, gen)).float(), y)
+        loss = criterion(net(feed(x, cfg.augment, gen)).float(), y)
     acc.backward(loss)
     optimizer.step()
     scheduler.step()
@@ -107,7 +113,7 @@ def train_step(net, x, y, optimizer, scheduler, criterion, acc: Accelerator, cfg
     return loss.detach()
 
 
-def recompute_bn_stats(model: torch.nn.Module, dataset, acc: Accelerator, cfg: TrainConfig, mean, std,
+def recompute_bn_stats(model: torch.nn.Module, dataset, acc: Accelerator, cfg: TrainConfig, feed: Feed,
                        epoch: int) -> None:
     """Replace every BatchNorm's running averages with statistics of the current weights ("precise BN").
 
@@ -124,7 +130,7 @@ def recompute_bn_stats(model: torch.nn.Module, dataset, acc: Accelerator, cfg: T
     g = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch * 101 + 7)  # the same sample on every process
     picked = torch.randperm(len(dataset), generator=g)[:cfg.bn_stats_images].tolist()
     loader = DataLoader(Subset(dataset, picked[acc.process_index::acc.num_processes]), batch_size=cfg.batch_size,
-                        num_workers=cfg.workers)
+                        num_workers=_workers(dataset, cfg))
     was_training, momenta = model.training, [m.momentum for m in bns]
     model.eval()
     for m in bns:
@@ -134,7 +140,7 @@ def recompute_bn_stats(model: torch.nn.Module, dataset, acc: Accelerator, cfg: T
     with torch.no_grad():
         for x, _, _ in loader:
             with acc.autocast():
-                model(prepare(x.to(acc.device, non_blocking=True), cfg.img_size, mean, std))
+                model(feed(x.to(acc.device, non_blocking=True)))
     for m, momentum in zip(bns, momenta):
         m.momentum = momentum
         mu, var = m.running_mean, m.running_var
@@ -144,14 +150,14 @@ def recompute_bn_stats(model: torch.nn.Module, dataset, acc: Accelerator, cfg: T
     model.train(was_training)
 
 
-def _evaluate(model, loader, acc: Accelerator, cfg: TrainConfig, mean, std, desc: str):
+def _evaluate(model, loader, acc: Accelerator, cfg: TrainConfig, feed: Feed, desc: str):
     """(mean loss, true labels, predicted labels) over a split, each sample counted once across processes."""
     model.eval()
     losses, ys, preds = [], [], []
     with torch.no_grad():
         for x, y, _ in tqdm(loader, desc=desc, leave=False, disable=not (cfg.progress and acc.is_main_process)):
             with acc.autocast():
-                logits = model(prepare(x, cfg.img_size, mean, std))
+                logits = model(feed(x))
             loss = torch.nn.functional.cross_entropy(logits.float(), y, reduction="none",
                                                      label_smoothing=cfg.label_smoothing)
             loss, y, pred = acc.gather_for_metrics((loss, y, logits.argmax(-1)))
@@ -161,12 +167,27 @@ def _evaluate(model, loader, acc: Accelerator, cfg: TrainConfig, mean, std, desc
     return float(torch.cat(losses).mean()), torch.cat(ys).numpy(), torch.cat(preds).numpy()
 
 
+def _precision(cfg: TrainConfig) -> str:
+    if cfg.precision not in ("auto", "bf16", "fp32"):
+        raise BadInputError(cfg.precision, "unknown precision", "use auto, bf16 or fp32")
+    if cfg.precision == "auto":
+        return "bf16" if torch.cuda.is_available() else "no"
+    return "no" if cfg.precision == "fp32" else "bf16"
+
+
+def _workers(dataset, cfg: TrainConfig) -> int:
+    """In-memory views need no loader processes; decoding canvases does."""
+    return 0 if isinstance(dataset, viewcache.ViewCache) else cfg.workers
+
+
 def train(cfg: TrainConfig) -> TrainResult:
-    acc = Accelerator(mixed_precision="bf16" if torch.cuda.is_available() else "no")
+    started = time.perf_counter()
+    acc = Accelerator(mixed_precision=_precision(cfg))
     main = acc.is_main_process
     out = Path(cfg.out)
     splits = load_splits(cfg.data, need=("train", "validation"))
-    ident = _identity(cfg, dataset_identity(cfg.data, splits))
+    data_id = dataset_identity(cfg.data, splits)
+    ident = _identity(cfg, data_id)
     if checkpoint.has_checkpoint(out) and not cfg.resume:
         raise BadInputError(out, "already holds a training run", "pass --resume to continue it, or choose a new --out")
     resumed = checkpoint.load(out, ident) if cfg.resume and checkpoint.has_checkpoint(out) else None
@@ -174,37 +195,69 @@ def train(cfg: TrainConfig) -> TrainResult:
 
     torch.manual_seed(cfg.seed)  # the same initial head on every process
     model = factory.create(cfg.model, init="none" if resumed else cfg.init, in_chans=cfg.in_chans)
-    mean, std = norm_stats(model.pretrained_cfg.get("mean", (0.485, 0.456, 0.406)),
-                           model.pretrained_cfg.get("std", (0.229, 0.224, 0.225)), cfg.in_chans)
-    export_cfg = hub.export_cfg(model, cfg.img_size, cfg.in_chans, mean, std)
-    model = model.to(memory_format=torch.channels_last)
+    if is_view_model(model):
+        # the backbone trains on canonical views; the exported model wraps it (canvas in, logits out)
+        trainable, export_cfg = model.net, hub.export_cfg(model)
+        feed = Feed(model.spec.size, (model.view_mean,), (model.view_std,), None if cfg.cache else model.spec)
+    else:
+        mean, std = norm_stats(model.pretrained_cfg.get("mean", (0.485, 0.456, 0.406)),
+                               model.pretrained_cfg.get("std", (0.229, 0.224, 0.225)), cfg.in_chans)
+        trainable, export_cfg = model, hub.export_cfg(model, cfg.img_size, cfg.in_chans, mean, std)
+        feed = Feed(cfg.img_size, mean, std)
+    trainable = trainable.to(memory_format=torch.channels_last)
 
-    train_set = CanvasImages(splits["train"])
+    def source(name: str):
+        if is_view_model(model) and cfg.cache:
+            return viewcache.cached(splits[name], name, data_id, model.spec, workers=cfg.workers,
+                                    progress=cfg.progress and main)
+        return CanvasImages(splits[name])
+
+    train_set, val_set = source("train"), source("validation")
     sampler = DistributedSampler(train_set, num_replicas=acc.num_processes, rank=acc.process_index,
                                  shuffle=True, seed=cfg.seed)
-    loader_kw = dict(num_workers=cfg.workers, pin_memory=torch.cuda.is_available(),
-                     persistent_workers=cfg.workers > 0)
-    train_loader = DataLoader(train_set, batch_size=cfg.batch_size, sampler=sampler, **loader_kw)
-    val_loader = DataLoader(CanvasImages(splits["validation"]), batch_size=cfg.eval_batch_size, **loader_kw)
-    steps = cfg.n_epochs * len(train_loader)
 
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=steps,
-                                                    pct_start=cfg.pct_start)
-    state = checkpoint.RunState(identity=ident)
-    best = checkpoint.cpu_copy(model.state_dict())
-    if resumed:
-        state, weights, best, optim = resumed
-        state = checkpoint.RunState(**{**asdict(state), "identity": ident})
-        model.load_state_dict(weights)
-        optimizer.load_state_dict(optim["optimizer"])
-        scheduler.load_state_dict(optim["scheduler"])
-    net = torch.compile(model) if cfg.compile else model
-    net, optimizer, val_loader = acc.prepare(net, optimizer, val_loader)
+    def loader(dataset, **kw) -> DataLoader:
+        n = _workers(dataset, cfg)
+        return DataLoader(dataset, num_workers=n, pin_memory=torch.cuda.is_available(), persistent_workers=n > 0, **kw)
+
+    train_loader = loader(train_set, batch_size=cfg.batch_size, sampler=sampler)
+    val_loader = loader(val_set, batch_size=cfg.eval_batch_size)
     criterion = torch.nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
 
+    state = checkpoint.RunState(identity=ident)
+    if resumed:
+        state = checkpoint.RunState(**{**asdict(resumed[0]), "identity": ident})
+    if cfg.time_budget and state.plan is None:
+        x, y, _ = next(iter(train_loader))
+        batch = feed(x.to(acc.device), cfg.augment, torch.Generator().manual_seed(0)), y.to(acc.device)
+        step_s, image_s = budget.measure(trainable, lambda: batch, criterion, cfg.lr, acc.autocast)
+        step_s, image_s = acc.reduce(torch.tensor([step_s, image_s], device=acc.device), "mean").tolist()
+        n_test = len(splits["test"]) if "test" in splits else 0
+        plan = budget.plan(cfg.time_budget, time.perf_counter() - started, len(train_loader), step_s, image_s,
+                           per_epoch_images=min(cfg.bn_stats_images, len(train_set)) + len(val_set),
+                           final_images=n_test, max_epochs=cfg.max_epochs)
+        state.plan = plan.to_dict()
+    plan = budget.Plan(**state.plan) if state.plan else None
+    n_epochs = plan.epochs if plan else cfg.n_epochs
+    steps = plan.total_steps if plan else n_epochs * len(train_loader)
+    if main and plan:
+        print(f"time budget {cfg.time_budget:g} min: {plan.total_steps} steps ({steps / len(train_loader):.2f} "
+              f"epochs) at {plan.step_s:.3f} s/step")
+
+    optimizer = torch.optim.AdamW(trainable.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=steps,
+                                                    pct_start=cfg.pct_start)
+    best = checkpoint.cpu_copy(trainable.state_dict())
+    if resumed:
+        _, weights, best, optim = resumed
+        trainable.load_state_dict(weights)
+        optimizer.load_state_dict(optim["optimizer"])
+        scheduler.load_state_dict(optim["scheduler"])
+    net = torch.compile(trainable) if cfg.compile else trainable
+    net, optimizer, val_loader = acc.prepare(net, optimizer, val_loader)
+
     ran_now = 0
-    while not state.done(cfg.n_epochs, cfg.patience):
+    while not state.done(n_epochs, cfg.patience):
         epoch = state.epoch + 1
         if cfg.stop_after is not None and ran_now >= cfg.stop_after:
             break
@@ -214,10 +267,12 @@ def train(cfg: TrainConfig) -> TrainResult:
         net.train()
         start, seen = time.perf_counter(), 0
         loss_sum = torch.zeros((), device=acc.device)
-        bar = tqdm(train_loader, desc=f"epoch {epoch}/{cfg.n_epochs}", disable=not (cfg.progress and main))
+        this_epoch = min(len(train_loader), steps - (epoch - 1) * len(train_loader))  # the plan may end mid-epoch
+        bar = tqdm(itertools.islice(train_loader, this_epoch), total=this_epoch, desc=f"epoch {epoch}/{n_epochs}",
+                   disable=not (cfg.progress and main))
         for x, y, _ in bar:
             x, y = x.to(acc.device, non_blocking=True), y.to(acc.device, non_blocking=True)
-            loss = train_step(net, x, y, optimizer, scheduler, criterion, acc, cfg, mean, std, gen)
+            loss = train_step(net, x, y, optimizer, scheduler, criterion, acc, cfg, feed, gen)
             loss_sum += loss * len(y)
             seen += len(y)
         totals = acc.reduce(torch.stack([loss_sum, torch.tensor(float(seen), device=acc.device)]), "sum")
@@ -228,8 +283,8 @@ def train(cfg: TrainConfig) -> TrainResult:
                                 "train again into a new --out with a lower --lr, or check the data")
         images_s = float(totals[1]) / (time.perf_counter() - start)
         base = acc.unwrap_model(net)
-        recompute_bn_stats(getattr(base, "_orig_mod", base), train_set, acc, cfg, mean, std, epoch)
-        val_loss, yv, pv = _evaluate(net, val_loader, acc, cfg, mean, std, "validation")
+        recompute_bn_stats(getattr(base, "_orig_mod", base), train_set, acc, cfg, feed, epoch)
+        val_loss, yv, pv = _evaluate(net, val_loader, acc, cfg, feed, "validation")
         ran_now += 1
         if state.update(epoch, val_loss):
             best = checkpoint.cpu_copy(acc.unwrap_model(net).state_dict())
@@ -241,11 +296,12 @@ def train(cfg: TrainConfig) -> TrainResult:
             checkpoint.save(out, state, acc.unwrap_model(net).state_dict(), best, optimizer, scheduler)
         acc.wait_for_everyone()
 
-    finished = state.done(cfg.n_epochs, cfg.patience)
+    finished = state.done(n_epochs, cfg.patience)
     test = None
     if finished:
         acc.unwrap_model(net).load_state_dict(best)  # restore the best epoch's weights
-        test = _finish(out, cfg, acc, net, model, splits, state, export_cfg, mean, std)
+        test_set = source("test") if "test" in splits and len(splits["test"]) else None
+        test = _finish(out, cfg, acc, net, model, test_set, splits, state, export_cfg, feed, n_epochs)
     acc.wait_for_everyone()
     acc.end_training()
     return TrainResult(out, finished, state.epoch, state.best_epoch, state.best_val_loss, test)
@@ -259,7 +315,7 @@ def _weights_digest(model: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
-def _finish(out, cfg, acc, net, model, splits, state, export_cfg, mean, std) -> dict | None:
+def _finish(out, cfg, acc, net, model, test_set, splits, state, export_cfg, feed: Feed, n_epochs: int) -> dict | None:
     """Score the best weights on the test split; export weights, config, card and run facts."""
     # Every replica must hold the same weights at the end (DDP keeps them in step); check, don't assume.
     digests = gather_object([_weights_digest(acc.unwrap_model(net))])
@@ -267,22 +323,25 @@ def _finish(out, cfg, acc, net, model, splits, state, export_cfg, mean, std) -> 
         raise TrainingError(f"{out}: the {len(digests)} processes ended with different weights; "
                             "do not use this run (check that every process saw the same data)")
     metrics, cm = None, None
-    if "test" in splits and len(splits["test"]):
-        loader = acc.prepare(DataLoader(CanvasImages(splits["test"]), batch_size=cfg.eval_batch_size,
-                                        num_workers=cfg.workers))
-        _, yt, pt = _evaluate(net, loader, acc, cfg, mean, std, "test")
+    if test_set is not None:
+        loader = acc.prepare(DataLoader(test_set, batch_size=cfg.eval_batch_size, num_workers=_workers(test_set, cfg)))
+        _, yt, pt = _evaluate(net, loader, acc, cfg, feed, "test")
         cm = confusion(yt, pt)
         metrics = summarize(cm)
     if acc.is_main_process:
         unwrapped = acc.unwrap_model(net)
         unwrapped = getattr(unwrapped, "_orig_mod", unwrapped)  # torch.compile wrapper
-        hub.save(out, unwrapped.to(memory_format=torch.contiguous_format), export_cfg)
-        facts = {**describe(cfg.data, splits), "model": cfg.model, "img_size": cfg.img_size,
-                 "in_chans": cfg.in_chans, "init": cfg.init, "seed": cfg.seed,
+        unwrapped.to(memory_format=torch.contiguous_format)
+        hub.save(out, model if is_view_model(model) else unwrapped, export_cfg)
+        view = is_view_model(model)
+        facts = {**describe(cfg.data, splits), "model": cfg.model,
+                 "input": (f"the 300×300 canvas → canonical view {model.spec.size[0]}×{model.spec.size[1]}"
+                           if view else f"the whole canvas resized to {cfg.img_size}×{cfg.img_size}"),
+                 "in_chans": export_cfg["input_size"][0], "init": cfg.init, "seed": cfg.seed,
                  "best_epoch": state.best_epoch, "epochs_run": state.epoch, "best_val_loss": state.best_val_loss,
-                 "recipe": _recipe(cfg, acc)}
+                 "recipe": _recipe(cfg, acc, feed, n_epochs, state.plan)}
         hub.write_card(out, facts, metrics, cm)
-        report = {"config": {**asdict(cfg), "out": str(cfg.out)}, "identity": state.identity,
+        report = {"config": {**asdict(cfg), "out": str(cfg.out)}, "identity": state.identity, "plan": state.plan,
                   "processes": acc.num_processes, "weights_sha256_per_process": digests,
                   "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
                   "versions": {m.__name__: m.__version__ for m in (torch, timm, datasets, accelerate)},
@@ -291,9 +350,13 @@ def _finish(out, cfg, acc, net, model, splits, state, export_cfg, mean, std) -> 
     return metrics
 
 
-def _recipe(cfg: TrainConfig, acc: Accelerator) -> dict:
+def _recipe(cfg: TrainConfig, acc: Accelerator, feed: Feed, n_epochs: int, plan: dict | None) -> dict:
+    size = feed.size if isinstance(feed.size, tuple) else (feed.size, feed.size)
+    schedule = (f"one-cycle over {plan['total_steps']} steps ({n_epochs} epochs, planned for a "
+                f"{cfg.time_budget:g}-minute budget at {plan['step_s']:.3f} s/step)" if plan
+                else f"one-cycle over {n_epochs} epochs")
     return {"optimizer": f"AdamW (lr {cfg.lr:g}, weight decay {cfg.weight_decay:g})",
-            "schedule": f"one-cycle over {cfg.n_epochs} epochs (warm-up {cfg.pct_start:g})",
+            "schedule": f"{schedule} (warm-up {cfg.pct_start:g})",
             "loss": f"cross-entropy, label smoothing {cfg.label_smoothing:g}",
             "batch size": f"{cfg.batch_size} per process × {acc.num_processes} process(es)",
             "BatchNorm statistics": (f"recomputed each epoch on {cfg.bn_stats_images} training images"
@@ -301,5 +364,4 @@ def _recipe(cfg: TrainConfig, acc: Accelerator) -> dict:
             "early stopping": f"patience {cfg.patience} epochs on validation loss; best weights restored",
             "augmentation": ", ".join(f"{k} {v}" for k, v in asdict(cfg.augment).items()),
             "precision": "bf16 autocast" if acc.mixed_precision == "bf16" else "fp32",
-            "input": f"{cfg.img_size}px, in_chans {cfg.in_chans}, channels_last"}
-
+            "input": f"{size[0]}×{size[1]} px, {len(feed.mean)} channel(s), channels_last"}

@@ -226,7 +226,7 @@ def test_batchnorm_statistics_are_recomputed_for_the_current_weights(tiny_datase
     from accelerate import Accelerator
 
     from chromosomenet.data.loading import load_splits
-    from chromosomenet.data.transforms import CanvasImages, prepare
+    from chromosomenet.data.transforms import CanvasImages, Feed, prepare
     from chromosomenet.train import recompute_bn_stats
 
     cfg = _cfg(tiny_dataset, tmp_path / "unused", batch_size=16, bn_stats_images=1000)
@@ -235,7 +235,7 @@ def test_batchnorm_statistics_are_recomputed_for_the_current_weights(tiny_datase
     model = torch.nn.Sequential(torch.nn.BatchNorm2d(3), torch.nn.Dropout(0.5))
     model[0].running_mean.fill_(7.0)  # stale values that must disappear
     model.eval()
-    recompute_bn_stats(model, train_set, Accelerator(cpu=True), cfg, mean, std, epoch=1)
+    recompute_bn_stats(model, train_set, Accelerator(cpu=True), cfg, Feed(48, mean, std), epoch=1)
     assert not model.training and model[0].momentum == 0.1  # modes and momentum restored
     x = prepare(torch.stack([train_set[i][0] for i in range(len(train_set))]), 48, mean, std)
     assert len(train_set) == 48

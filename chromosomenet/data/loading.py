@@ -9,9 +9,15 @@ from .. import labels
 from ..errors import BadInputError
 
 
+ALL = "all"  # every split together: for a model trained on other data (e.g. the shipped one on the sample)
+
+
 def load_splits(data: str, need: tuple[str, ...] = ("train", "validation")):
-    """``load_dataset(data)`` checked: the 24 ClassLabel names in order, the needed splits non-empty."""
-    from datasets import load_dataset
+    """``load_dataset(data)`` checked: the 24 ClassLabel names in order, the needed splits non-empty.
+
+    Asking for ``"all"`` adds that split: every split concatenated, in the order train, validation, test.
+    """
+    from datasets import concatenate_datasets, load_dataset
 
     try:
         splits = load_dataset(str(data))
@@ -24,6 +30,9 @@ def load_splits(data: str, need: tuple[str, ...] = ("train", "validation")):
     if names != list(labels.NAMES):
         raise BadInputError(data, f"its 'label' is not the 24 ChromosomeNet classes (found {names!r:.80})",
                             "rebuild it with `chromosomenet build-dataset` so labels are 1..22, X, Y")
+    if ALL in need and ALL not in splits:
+        order = [k for k in ("train", "validation", "test") if k in splits] + sorted(set(splits) - {"train", "validation", "test"})
+        splits[ALL] = concatenate_datasets([splits[k] for k in order])
     for split in need:
         if split not in splits or len(splits[split]) == 0:
             raise BadInputError(data, f"has no {split!r} split or it is empty (splits: {', '.join(splits)})",

@@ -21,6 +21,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import Dataset
 
+from ..view import ViewSpec, views_uint8
+
 def norm_stats(mean: tuple[float, ...], std: tuple[float, ...], in_chans: int
                ) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """The model's RGB statistics (its timm pretrained_cfg); one channel takes their average,
@@ -67,15 +69,16 @@ class Augment:
     contrast: float = 0.1
 
 
-def prepare(batch: torch.Tensor, img_size: int, mean: tuple[float, ...], std: tuple[float, ...],
+def prepare(batch: torch.Tensor, img_size: int | tuple[int, int], mean: tuple[float, ...], std: tuple[float, ...],
             augment: Augment | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
-    """uint8 (B, 1, H, W) canvases on any device → normalised float (B, C, S, S), channels_last,
-    with C = len(mean) (as given by :func:`norm_stats`)."""
+    """uint8 (B, 1, H, W) canvases (or canonical views) on any device → normalised float (B, C, h, w),
+    channels_last, with C = len(mean) (as given by :func:`norm_stats`) and (h, w) = ``img_size``."""
     x = batch.float().div_(255.0)
     if augment is not None:
         x = _augment(x, augment, generator)
-    if x.shape[-1] != img_size or x.shape[-2] != img_size:
-        x = F.interpolate(x, size=(img_size, img_size), mode="bilinear", align_corners=False, antialias=True)
+    size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
+    if tuple(x.shape[-2:]) != size:
+        x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
     x = x.expand(-1, len(mean), -1, -1)
     m = torch.tensor(mean, device=x.device).view(1, -1, 1, 1)
     s = torch.tensor(std, device=x.device).view(1, -1, 1, 1)
@@ -105,3 +108,23 @@ def _augment(x: torch.Tensor, a: Augment, g: torch.Generator | None) -> torch.Te
     # contrast about white keeps the background white; brightness shifts only the chromosome
     ink = (1 - x) * contrast
     return (1 - ink * (1 + brightness)).clamp_(0, 1)
+
+
+@dataclass(frozen=True)
+class Feed:
+    """How one model is fed: uint8 batches → :func:`prepare` at ``size`` with its statistics.
+
+    ``view`` set (a :class:`chromosomenet.view.ViewSpec`): the batches are canvases from the
+    DataLoader path and are turned into canonical views first (the cache path yields views already).
+    """
+
+    size: int | tuple[int, int]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    view: ViewSpec | None = None
+
+    def __call__(self, batch: torch.Tensor, augment: Augment | None = None,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+        if self.view is not None:
+            batch = views_uint8(batch, self.view)
+        return prepare(batch, self.size, self.mean, self.std, augment, generator)

@@ -17,6 +17,7 @@ from safetensors.torch import save_file
 
 from .. import labels
 from ..errors import BadInputError
+from .viewnet import VIEW_ARCHITECTURES
 
 LITE0 = "tf_efficientnet_lite0"
 
@@ -83,6 +84,11 @@ def create(name: str, *, init: str = "none", in_chans: int = 3, num_classes: int
     common = dict(num_classes=num_classes, in_chans=in_chans, **kwargs)
     if init == "none":
         return timm.create_model(name, pretrained=False, **common)
+    if init == "imagenet" and name in VIEW_ARCHITECTURES:  # ImageNet weights go into the one-channel backbone
+        model = timm.create_model(name, pretrained=False, **common)
+        backbone = create(VIEW_ARCHITECTURES[name][0], init="imagenet", in_chans=1, num_classes=num_classes, **kwargs)
+        model.net.load_state_dict(backbone.state_dict())
+        return model
     if init == "imagenet":
         lite0 = lite0_imagenet_file() if name == LITE0 else None
         if lite0 is not None:

@@ -26,9 +26,15 @@ from ..markdown import table as _table
 _ORIGIN_KEYS = ("url", "file", "hf_hub_id", "hf_hub_filename", "state_dict", "source", "tag")
 
 
-def export_cfg(model: torch.nn.Module, img_size: int, in_chans: int, mean, std) -> dict:
-    """The pretrained_cfg describing exactly the preprocessing the run trained with."""
+def export_cfg(model: torch.nn.Module, img_size: int | None = None, in_chans: int = 3, mean=None, std=None) -> dict:
+    """The pretrained_cfg describing exactly the preprocessing the run trained with.
+
+    Without ``img_size`` (canonical-view models, which take the canvas as it is) the model's own
+    config stands, less where its initial weights came from.
+    """
     cfg = {k: v for k, v in dict(model.pretrained_cfg).items() if k not in _ORIGIN_KEYS}
+    if img_size is None:
+        return cfg
     cfg.update(input_size=(in_chans, img_size, img_size), interpolation="bilinear", crop_pct=1.0,
                crop_mode="center", mean=tuple(mean), std=tuple(std), num_classes=labels.NUM_CLASSES)
     return cfg
@@ -94,8 +100,8 @@ def write_card(run_dir: str | Path, facts: dict, metrics: dict | None, cm=None) 
 
 `{name}` (timm) fine-tuned to classify single G-banded chromosome images into the 24 classes
 `1`…`22`, `X`, `Y`, following the ChromosomeNet baselines (Lin et al., 2022). Input: one chromosome
-centred, unscaled, on a white 300×300 canvas, resized as a whole to {facts['img_size']}×{facts['img_size']}
-({'one grey channel' if facts['in_chans'] == 1 else 'the grey value repeated to RGB'}).
+centred, unscaled, on a white 300×300 canvas; the model sees {facts['input']}
+({'one grey channel' if facts['in_chans'] == 1 else 'grey or RGB in'}).
 Initial weights: **{facts['init']}**.
 
 ## Training

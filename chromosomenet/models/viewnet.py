@@ -1,0 +1,113 @@
+"""Canonical-view classifiers, registered with timm: ``create_model("chromosomenet_view_resnet18")``.
+
+Each model takes what every model of this suite takes — the 300×300 canvas (grey or RGB, in [0, 1]:
+its ``pretrained_cfg`` mean is 0 and std 1, so timm's transforms and ``transformers.pipeline`` only
+scale to [0, 1]) — and returns 24 logits. Inside, the canvas becomes the canonical view
+(:mod:`chromosomenet.view`: upright, fixed scale, 104×48 at ×2 down), is rounded to 8 bits exactly
+as the training cache stores it, normalised with the backbone's own statistics, and classified by a
+one-channel timm backbone (``.net``). Training feeds ``.net`` views directly from the cache.
+
+``VIEW_ARCHITECTURES`` is the table of variants: name → (timm backbone, view downsample factor).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import timm
+import torch
+from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from torch import nn
+
+from ..data.transforms import norm_stats
+from ..labels import NUM_CLASSES
+from ..view import ViewInfo, ViewSpec, canonical_view, quantize
+
+VIEW_ARCHITECTURES: dict[str, tuple[str, int]] = {
+    "chromosomenet_view_resnet18": ("resnet18", 2),
+    "chromosomenet_view_resnet18_native": ("resnet18", 1),
+    "chromosomenet_view_resnet10t": ("resnet10t", 2),
+    "chromosomenet_view_resnet10t_native": ("resnet10t", 1),
+    "chromosomenet_view_lite0": ("tf_efficientnet_lite0", 2),
+    "chromosomenet_view_lite0_native": ("tf_efficientnet_lite0", 1),
+}
+
+__all__ = ["VIEW_ARCHITECTURES", "ViewNet", "is_view_model"]
+
+
+class ViewNet(nn.Module):
+    """Canvas → canonical view → one-channel timm ``backbone`` → logits."""
+
+    def __init__(self, backbone: str = "resnet18", downsample: int = 2, num_classes: int = NUM_CLASSES,
+                 in_chans: int = 3, **kwargs: Any) -> None:
+        super().__init__()
+        self.spec = ViewSpec(downsample=downsample)
+        self.in_chans = in_chans  # channels of the canvas; the backbone always sees one grey channel
+        self.net = timm.create_model(backbone, pretrained=False, num_classes=num_classes, in_chans=1, **kwargs)
+        (self.view_mean,), (self.view_std,) = norm_stats(self.net.pretrained_cfg["mean"],
+                                                         self.net.pretrained_cfg["std"], 1)
+        self.num_classes = self.net.num_classes
+        self.num_features = self.net.num_features
+
+    def view(self, x: torch.Tensor) -> tuple[torch.Tensor, ViewInfo]:
+        """Canvases (B, C, H, W) in [0, 1] → uint8 views (B, 1, h, w) and their facts."""
+        grey = x.float().mean(1, keepdim=True).clamp_(0, 1)
+        view, info = canonical_view(grey, self.spec)
+        return quantize(view), info
+
+    def normalise(self, views: torch.Tensor) -> torch.Tensor:
+        """uint8 views → the backbone's input (what training's ``prepare`` gives it)."""
+        return (views.float() / 255.0 - self.view_mean) / self.view_std
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The backbone's last feature map, in view coordinates (rows along the chromosome)."""
+        return self.net.forward_features(self.normalise(self.view(x)[0]))
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        return self.net.forward_head(x, pre_logits=pre_logits)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(self.normalise(self.view(x)[0]))
+
+    def get_classifier(self) -> nn.Module:
+        return self.net.get_classifier()
+
+    def reset_classifier(self, num_classes: int, *args: Any, **kwargs: Any) -> None:
+        self.net.reset_classifier(num_classes, *args, **kwargs)
+        self.num_classes = num_classes
+
+
+def is_view_model(model: nn.Module) -> bool:
+    return isinstance(model, ViewNet)
+
+
+def _cfg(name: str) -> dict[str, Any]:
+    backbone, downsample = VIEW_ARCHITECTURES[name]
+    first_conv, classifier = {"tf_efficientnet_lite0": ("net.conv_stem", "net.classifier")}.get(
+        backbone, ("net.conv1.0" if backbone.endswith("t") else "net.conv1", "net.fc"))
+    h, w = ViewSpec(downsample=downsample).size
+    return {"num_classes": NUM_CLASSES, "input_size": (3, 300, 300), "pool_size": None,
+            "crop_pct": 1.0, "crop_mode": "center", "interpolation": "bilinear",
+            "mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0),  # the view needs the raw [0, 1] canvas
+            "first_conv": first_conv, "classifier": classifier,
+            "notes": (f"300x300 canvas -> canonical view {h}x{w} -> {backbone} (one grey channel)",)}
+
+
+# register_model (below) reads this module-level name when each entrypoint is registered.
+default_cfgs = generate_default_cfgs({name: _cfg(name) for name in VIEW_ARCHITECTURES})
+
+
+def _entrypoint(name: str) -> Any:
+    backbone, downsample = VIEW_ARCHITECTURES[name]
+
+    def create(pretrained: bool = False, **kwargs: Any) -> ViewNet:
+        return build_model_with_cfg(ViewNet, name, pretrained, backbone=backbone, downsample=downsample,
+                                    feature_cfg={"flatten_sequential": False}, **kwargs)
+
+    create.__name__ = create.__qualname__ = name
+    create.__doc__ = f"Canonical view ({'native scale' if downsample == 1 else f'x{downsample} down'}) + {backbone}."
+    return register_model(create)
+
+
+for _name in VIEW_ARCHITECTURES:
+    globals()[_name] = _entrypoint(_name)
+del _name
