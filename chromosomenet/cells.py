@@ -75,7 +75,7 @@ def _tune(probs: np.ndarray, y: np.ndarray, cells: dict[str, np.ndarray], target
     return costs, pick_threshold(correct, conf, target)
 
 
-def _saved_costs(path: str) -> tuple[KaryotypeCosts, float, str]:
+def saved_costs(path: str) -> tuple[KaryotypeCosts, float, str]:
     """(costs, review threshold, where they were tuned) from a costs.json written by a dataset run."""
     try:
         saved = json.loads(Path(path).read_text())
@@ -99,7 +99,7 @@ def karyotype_split(cfg: KaryotypeConfig) -> dict:
     for sub in ("karyograms", "calls"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     if cfg.costs:  # tuned elsewhere (e.g. shipped with the model): this data only gets scored
-        costs, threshold, tuned_on = _saved_costs(cfg.costs)
+        costs, threshold, tuned_on = saved_costs(cfg.costs)
     else:
         tune_set = splits[cfg.tune_split]
         costs, threshold = _tune(predict(predictor, tune_set, cfg.batch_size, cfg.workers, cfg.progress),
@@ -224,7 +224,7 @@ def karyotype_images(cfg: KaryotypeConfig) -> CellCall:
                             for i in range(0, len(batch), cfg.batch_size)]) if len(batch) else np.zeros((0, 24))
     costs, threshold = KaryotypeCosts(), DEFAULT_THRESHOLD
     if cfg.costs:
-        costs, threshold, _ = _saved_costs(cfg.costs)
+        costs, threshold, _ = saved_costs(cfg.costs)
     call = flag(assign(probs, costs), threshold)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-from .errors import ChromosomeNetError
+from .errors import BadInputError, ChromosomeNetError
 
 
 def _import_tseng(a: argparse.Namespace) -> None:
@@ -55,8 +55,9 @@ def _train(a: argparse.Namespace) -> None:
 
 def _models(a: argparse.Namespace) -> None:
     from .models.registry import models_main
+    from .models.shipped import listing
 
-    print(models_main(a.img_size, a.in_chans))
+    print(listing() + "\n\n" + models_main(a.img_size, a.in_chans))
 
 
 def _push_model(a: argparse.Namespace) -> None:
@@ -72,6 +73,17 @@ def _benchmark(a: argparse.Namespace) -> None:
                           models=tuple(a.models.split(",")) if a.models else None, recipe=recipe_kwargs(a),
                           timing_samples=a.timing_samples)
     print(f"report: {run_benchmark(cfg)}")
+
+
+def _demo(a: argparse.Namespace) -> None:
+    from .demo import DemoConfig, run_demo
+    from .models.shipped import default_model
+
+    model = a.model or (f"local-dir:{default_model()}" if default_model() else None)
+    if model is None:
+        raise BadInputError("models/", "holds no shipped model", "pass --model local-dir:RUN_DIR (e.g. from `make train`)")
+    readme = run_demo(DemoConfig(model=model, data=a.data, out=Path(a.out), split=a.split, costs=a.costs))
+    print(f"report: {readme}")
 
 
 def _karyotype(a: argparse.Namespace) -> None:
@@ -236,6 +248,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                    help="auto: bf16 on GPU, fp32 on CPU")
     p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("demo", help="the main job: evaluate + karyotype every cell with a trained model, one report")
+    p.add_argument("--model", help="local-dir:PATH or hf-hub:ORG/NAME (default: the shipped model)")
+    p.add_argument("--data", required=True, help="a built dataset with cell ids")
+    p.add_argument("--split", default="all", help="a split name, or all (default: every split)")
+    p.add_argument("--costs", help="karyotype costs.json (default: the one beside the model)")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_demo)
 
     p = sub.add_parser("karyotype", help="cell-level calls: karyograms, ISCN count strings, review flags")
     p.add_argument("--run", required=True, help="a trained run (folder, local-dir:, hf-hub:)")

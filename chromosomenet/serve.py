@@ -35,34 +35,35 @@ from PIL import Image
 
 from . import labels, sample_dir
 from .cam import grad_cam, overlay
-from .cells import DEFAULT_THRESHOLD
+from .cells import DEFAULT_THRESHOLD, saved_costs
 from .data.images import CANVAS, decode
 from .data.importers import voc
 from .data.importers.isolate import isolate, metaphase_threshold, place_on_canvas
 from .data.transforms import prepare
 from .errors import BadInputError, ChromosomeNetError
 from .evaluate import Predictor, load_classifier
+from .models import shipped
+from .models.viewnet import is_view_model
 from .karyotype import CellCall, KaryotypeCosts, assign, call_table, flag, iscn, render_karyogram, write_call
 from .uploads import (MAX_FILE_BYTES, MAX_FILES, MAX_METAPHASE_PIXELS, Upload, UploadError, image_size,
                       read_upload, safe_extract_images)
 
 log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_RUN = "out/report/runs/tf_efficientnet_lite0"  # what the README's `make run` trains
 ENV_MODEL = "CHROMOSOMENET_MODEL"
 MAX_XML_BYTES = 2 * 1024 * 1024
 HOW_TO_GET_A_MODEL = (
-    "**No model loaded.** Train the demonstration model with `make run` (it writes `" + DEFAULT_RUN + "`), "
-    "or start the app with `--model local-dir:PATH` (a finished `chromosomenet train` run folder) or "
-    "`--model hf-hub:ORG/NAME`, or set `" + ENV_MODEL + "`.")
+    f"**No model loaded.** The shipped model (`models/{shipped.DEFAULT}`) is not in this checkout: "
+    "start the app with `--model local-dir:PATH` (a finished `chromosomenet train` run folder) or "
+    "`--model hf-hub:ORG/NAME`, set `" + ENV_MODEL + "`, or train one with `make train`.")
 
 
 def default_model_spec() -> str | None:
-    """``$CHROMOSOMENET_MODEL``, else the main job's run folder if it exists, else None."""
+    """``$CHROMOSOMENET_MODEL``, else the shipped default model, else None."""
     if os.environ.get(ENV_MODEL):
         return os.environ[ENV_MODEL]
-    run = REPO_ROOT / DEFAULT_RUN
-    return f"local-dir:{run}" if (run / "config.json").exists() else None
+    folder = shipped.default_model()
+    return f"local-dir:{folder}" if folder is not None else None
 
 
 class Engine:
@@ -76,12 +77,27 @@ class Engine:
                                 "(pretrained_cfg label_names)", "use a run trained by `chromosomenet train`")
         self.predictor = Predictor(self.model, self.cfg, device=torch.device("cpu"))
         self.names: tuple[str, ...] = tuple(self.cfg["label_names"])
+        # a model repo may carry the cell-level costs tuned for it on validation cells
+        saved = Path(spec.split(":", 1)[1] if spec.startswith("local-dir:") else spec) / shipped.COSTS
+        self.costs, self.threshold, self.costs_from = KaryotypeCosts(), DEFAULT_THRESHOLD, "default costs"
+        if saved.is_file():
+            self.costs, self.threshold, self.costs_from = saved_costs(str(saved))
 
     def probs(self, canvases: list[np.ndarray], batch: int = 64) -> np.ndarray:
         x = torch.from_numpy(np.stack(canvases)).unsqueeze(1)
         return torch.cat([self.predictor(x[i:i + batch]) for i in range(0, len(x), batch)]).numpy()
 
+    def seen(self, canvas: np.ndarray) -> np.ndarray:
+        """What the model looks at: the canonical view for view models, else the canvas itself."""
+        if not is_view_model(self.model):
+            return canvas
+        p = self.predictor
+        view, _ = self.model.view(prepare(torch.tensor(canvas)[None, None], p.img_size, p.mean, p.std))
+        h, w = view.shape[-2:]
+        return np.asarray(Image.fromarray(view[0, 0].numpy(), "L").resize((3 * w, 3 * h), Image.Resampling.BICUBIC))
+
     def cam(self, canvas: np.ndarray, class_id: int) -> np.ndarray:
+        """Grad-CAM over :meth:`seen` (a view model's feature map lies on its view, not on the canvas)."""
         p = self.predictor
         x = prepare(torch.tensor(canvas)[None, None], p.img_size, p.mean, p.std)
         return grad_cam(self.model, x, class_id)
@@ -114,17 +130,18 @@ def chromosome_canvas(up: Upload) -> np.ndarray:
 class ChromosomeResult:
     label: str
     top5: dict[str, float]
-    canvas: Image.Image   # what the model saw (before its resize)
-    heatmap: Image.Image  # Grad-CAM of the top class over the canvas
+    canvas: Image.Image   # what the model saw (its canonical view, or the canvas before its resize)
+    heatmap: Image.Image  # Grad-CAM of the top class over that image
 
 
 def classify_chromosome(engine: Engine, path: str | Path) -> ChromosomeResult:
     canvas = chromosome_canvas(read_upload(path))
     p = engine.probs([canvas])[0]
     top = np.argsort(-p)[:5]
-    heat = overlay(canvas, engine.cam(canvas, int(top[0])))
+    seen = engine.seen(canvas)
+    heat = overlay(seen, engine.cam(canvas, int(top[0])))
     return ChromosomeResult(engine.names[top[0]], {engine.names[i]: float(p[i]) for i in top},
-                            Image.fromarray(canvas, "L"), heat)
+                            Image.fromarray(seen, "L"), heat)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -141,10 +158,9 @@ class CellResult:
 
 
 def karyotype_canvases(engine: Engine, canvases: list[np.ndarray], ids: list[str], out_dir: Path,
-                       title: str, costs: KaryotypeCosts = KaryotypeCosts(),
-                       threshold: float = DEFAULT_THRESHOLD) -> CellResult:
-    """Assign (default costs), flag below ``threshold``, draw and write the call of one cell."""
-    call = flag(assign(engine.probs(canvases), costs), threshold)
+                       title: str) -> CellResult:
+    """Assign with the engine's costs, flag below its review threshold, draw and write the call of one cell."""
+    call = flag(assign(engine.probs(canvases), engine.costs), engine.threshold)
     out_dir.mkdir(parents=True, exist_ok=True)
     png = render_karyogram(canvases, call, out_dir / "karyogram.png", title=title)
     csv_path, json_path = write_call(call, ids, out_dir, "chromosomes")
@@ -312,7 +328,7 @@ def build_app(model_spec: str | None) -> "gr.Blocks":
     def cell_outputs(r: CellResult):
         df = pd.DataFrame(r.rows).rename(columns={"flag": "review"})
         n_flag = int(df["review"].sum()) if len(df) else 0
-        note = (f"{len(r.rows)} chromosomes; {n_flag} flagged for review (confidence < {DEFAULT_THRESHOLD:g})."
+        note = (f"{len(r.rows)} chromosomes; {n_flag} flagged for review (confidence < {engine.threshold:.4g}; {engine.costs_from})."
                 + (f" {r.call.message}" if r.call.message else ""))
         return str(r.karyogram), r.call.iscn or "no karyotype called", note, df, [str(r.karyogram), str(r.csv),
                                                                                     str(r.json)]
@@ -372,8 +388,9 @@ def build_app(model_spec: str | None) -> "gr.Blocks":
             k_btn.click(on_cell, k_in, outs, api_name="karyotype")
             m_btn.click(on_metaphase, [m_img, m_xml], outs, api_name="karyotype_metaphase")
         gr.Markdown(f"Uploads: ≤ {MAX_FILE_BYTES // 2**20} MB per file, ≤ {MAX_FILES} images per cell; zips are "
-                    "checked before extraction. Karyotype prior: default costs; review threshold "
-                    f"{DEFAULT_THRESHOLD:g}. Data: Tseng et al., Sci. Data 2023 (CC BY 4.0).")
+                    "checked before extraction. Karyotype prior: "
+                    + (f"{engine.costs_from}; review threshold {engine.threshold:.4g}" if engine else "no model")
+                    + ". Data: Tseng et al., Sci. Data 2023 (CC BY 4.0).")
     demo.chromosomenet_work = work  # for launch's allowed_paths and tests
     return demo
 
