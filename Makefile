@@ -42,8 +42,7 @@ train: $(STAMP)
 		--time-budget $(BUDGET) --batch-size 64 --lr 2e-3 --weight-decay 0.05 --pct-start 0.2 --rotate 10 \
 		--patience 100 --workers 2 --eval-batch-size 256
 	$(CLI) karyotype --run $(WORK)/run --data $(WORK)/dataset --split test --out $(WORK)/cells
-	@echo "to ship it: copy config.json model.safetensors README.md train_report.json log.csv confusion.png"
-	@echo "from $(WORK)/run and $(WORK)/cells/costs.json (as karyotype_costs.json) into $(MODEL)/"
+	$(PY) tools/ship_model.py $(WORK)/run $(WORK)/cells $(MODEL)
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m pytest

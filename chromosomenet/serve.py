@@ -77,30 +77,28 @@ class Engine:
                                 "(pretrained_cfg label_names)", "use a run trained by `chromosomenet train`")
         self.predictor = Predictor(self.model, self.cfg, device=torch.device("cpu"))
         self.names: tuple[str, ...] = tuple(self.cfg["label_names"])
-        # a model repo may carry the cell-level costs tuned for it on validation cells
         saved = Path(spec.split(":", 1)[1] if spec.startswith("local-dir:") else spec) / shipped.COSTS
-        self.costs, self.threshold, self.costs_from = KaryotypeCosts(), DEFAULT_THRESHOLD, "default costs"
-        if saved.is_file():
-            self.costs, self.threshold, self.costs_from = saved_costs(str(saved))
+        self.costs, self.threshold, self.costs_from = (saved_costs(str(saved)) if saved.is_file()  # tuned for it
+                                                       else (KaryotypeCosts(), DEFAULT_THRESHOLD, "default costs"))
 
     def probs(self, canvases: list[np.ndarray], batch: int = 64) -> np.ndarray:
         x = torch.from_numpy(np.stack(canvases)).unsqueeze(1)
         return torch.cat([self.predictor(x[i:i + batch]) for i in range(0, len(x), batch)]).numpy()
 
+    def _input(self, canvas: np.ndarray) -> torch.Tensor:
+        p = self.predictor
+        return prepare(torch.tensor(canvas)[None, None], p.img_size, p.mean, p.std)
+
     def seen(self, canvas: np.ndarray) -> np.ndarray:
-        """What the model looks at: the canonical view for view models, else the canvas itself."""
+        """What the model looks at (×3 for display): the canonical view for view models, else the canvas."""
         if not is_view_model(self.model):
             return canvas
-        p = self.predictor
-        view, _ = self.model.view(prepare(torch.tensor(canvas)[None, None], p.img_size, p.mean, p.std))
-        h, w = view.shape[-2:]
-        return np.asarray(Image.fromarray(view[0, 0].numpy(), "L").resize((3 * w, 3 * h), Image.Resampling.BICUBIC))
+        view = Image.fromarray(self.model.view(self._input(canvas))[0][0, 0].numpy(), "L")
+        return np.asarray(view.resize((3 * view.width, 3 * view.height), Image.Resampling.BICUBIC))
 
     def cam(self, canvas: np.ndarray, class_id: int) -> np.ndarray:
         """Grad-CAM over :meth:`seen` (a view model's feature map lies on its view, not on the canvas)."""
-        p = self.predictor
-        x = prepare(torch.tensor(canvas)[None, None], p.img_size, p.mean, p.std)
-        return grad_cam(self.model, x, class_id)
+        return grad_cam(self.model, self._input(canvas), class_id)
 
     def describe(self) -> str:
         c, s, _ = self.cfg["input_size"]

@@ -3,7 +3,8 @@
 Clicks a chromosome example and sees the predicted label; uploads a whole cell as a zip, clicks
 Karyotype and sees the karyogram and the ISCN string. Screenshots go to ``tmp_path``, or to the folder
 named by ``CHROMOSOMENET_SCREENSHOTS`` (``CHROMOSOMENET_SCREENSHOTS=docs make test`` refreshes the
-README's ``docs/space_*.png``; a plain test run leaves the tree untouched).
+README's ``docs/space_*.png`` with the shipped model; a plain test run uses the one-epoch test model
+and leaves the tree untouched).
 """
 from __future__ import annotations
 
@@ -20,15 +21,37 @@ if not CHROMIUM.exists():
 pytest.importorskip("gradio", reason="the Space needs the [space] extra (gradio)")
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright package (dev extra)")
 
-from test_space import SAMPLE, cell_files, engine, served, zip_of  # noqa: E402,F401  (fixtures shared)
+from test_space import SAMPLE, cell_files, free_port, zip_of  # noqa: E402
 
-from chromosomenet.serve import classify_chromosome, karyotype_files  # noqa: E402
+from chromosomenet.models import shipped  # noqa: E402
+from chromosomenet.serve import Engine, classify_chromosome, karyotype_files, launch  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*(no_silent_downcasting|copy keyword).*")  # inside gradio
 
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]
 TIMEOUT_MS = 60_000
+
+
+@pytest.fixture(scope="module")
+def model_spec(trained_run: Path) -> str:
+    """The test run; the shipped model when refreshing the README's screenshots (they show real calls)."""
+    if os.environ.get("CHROMOSOMENET_SCREENSHOTS") and shipped.default_model():
+        return f"local-dir:{shipped.default_model()}"
+    return f"local-dir:{trained_run}"
+
+
+@pytest.fixture(scope="module")
+def engine(model_spec: str) -> Engine:
+    return Engine(model_spec)
+
+
+@pytest.fixture(scope="module")
+def served(model_spec: str):
+    port = free_port()
+    demo = launch(model_spec, port=port, block=False, quiet=True)
+    yield demo, f"http://127.0.0.1:{port}/"
+    demo.close()
 
 
 @pytest.fixture(scope="module")

@@ -71,14 +71,26 @@ def load(spec: str, **kwargs) -> torch.nn.Module:
                             "check the id; offline, the Hub repo must already be in the cache") from None
 
 
+_VIEW_NOTE = """## Input: the canonical view
+
+The model takes the 300×300 canvas (grey or RGB, scaled to [0, 1]; its `pretrained_cfg` mean is 0 and
+std 1) and turns it, inside its forward pass, into the *canonical view*: the chromosome rotated about
+its ink-weighted centroid so that its principal axis is vertical (longer tail down), cut at native
+scale in a 208×96 px window, averaged ×2 down to 104×48 (`chromosomenet.view`). Size stays a class
+cue and the pixels go to the chromosome. A chromosome that does not fit is shrunk to fit, never cut.
+Load it after `import chromosomenet` (which registers the architecture with timm).
+"""
+
+
 def write_card(run_dir: str | Path, facts: dict, metrics: dict | None, cm=None) -> None:
     """README.md model card (+ confusion.png) from the run's facts and its test metrics."""
     run_dir = Path(run_dir)
     name = facts["model"]
     is_hub_id = "/" in facts["dataset_id"] and not Path(facts["dataset_id"]).exists()
     results = []
-    if metrics:
+    if metrics and cm is not None:  # None: re-rendering a card whose confusion.png already exists
         confusion_png(cm, run_dir / "confusion.png", f"{name}, test split")
+    if metrics:
         for key, label in (("accuracy", "Accuracy"), ("precision", "Precision (macro)"),
                            ("sensitivity", "Sensitivity (macro recall)"),
                            ("specificity", "Specificity (macro)"), ("f1", "F1 (macro)")):
@@ -141,11 +153,20 @@ classify = pipeline("image-classification", model="ORG/chromosomenet-{name}")  #
 classify("chromosome.png")  # [{{'label': '21', 'score': ...}}, ...]
 ```
 
+{_VIEW_NOTE if name.startswith("chromosomenet_view_") else ""}
+## Intended use
+
+Research and teaching: classifying isolated G-banded metaphase chromosomes into the 24 classes, and
+pre-sorting a cell into a karyogram (with `chromosomenet karyotype`) for a cytogeneticist to check.
+
 ## Limitations
 
 Research model, **not a medical device**: not for diagnosis. Trained on one hospital's cells (amniotic
 fluid, one staining protocol and microscope); accuracy on other laboratories is unknown. It sees one
-chromosome at a time; touching or overlapping neighbours in the input images lower its accuracy.
+chromosome at a time; touching or overlapping neighbours in the input images lower its accuracy
+(the import flags such instances `merged`; they are in the test split and in these numbers).
+It expects a chromosome at the canvas's native scale (about 0.1 µm per pixel as in the Tseng release):
+pad smaller images onto a 300×300 white canvas, never resize them.
 
 ## Citation
 
