@@ -53,8 +53,10 @@ def _labels(y, what: str, n: int) -> np.ndarray:
 
 
 def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(b > 0, a / np.maximum(b, 1), 0.0)
+    """a / b, and 0 where b is 0 (scikit-learn's zero_division=0). Never clamp b: F1's denominator
+    P + R is below 1 for a weak class, and clamping it to 1 halved a weak model's macro F1."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return np.divide(a, b, out=np.zeros(np.broadcast(a, b).shape), where=b > 0)
 
 
 def _kappa(cm: np.ndarray) -> float:

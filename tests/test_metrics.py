@@ -37,11 +37,24 @@ def _hand_case() -> tuple[np.ndarray, np.ndarray]:
     return y, p
 
 
+def _weak_cases() -> list[tuple[np.ndarray, np.ndarray]]:
+    """Weak and degenerate predictors, where per-class precision + recall is far below 1."""
+    rng = np.random.default_rng(7)
+    y = rng.integers(0, 23, 229)  # class 23 absent from the truth, as in the other cases
+    chance = rng.integers(0, 24, len(y))
+    chance[chance == NEVER_PREDICTED] = 0
+    constant = np.full(len(y), 3)
+    weak = np.where(rng.random(len(y)) < 0.1, y, rng.integers(0, 24, len(y)))
+    weak[weak == NEVER_PREDICTED] = 1
+    return [(y, chance), (y, constant), (y, weak)]
+
+
 def _cases():
-    return [_random_case(s)[:2] for s in (0, 1, 2)] + [_hand_case()]
+    return [_random_case(s)[:2] for s in (0, 1, 2)] + [_hand_case()] + _weak_cases()
 
 
-@pytest.mark.parametrize("y,p", _cases(), ids=["random0", "random1", "random2", "hand"])
+@pytest.mark.parametrize("y,p", _cases(), ids=["random0", "random1", "random2", "hand", "chance", "constant",
+                                               "weak10pct"])
 def test_summary_matches_sklearn(y, p):
     s = summarize(confusion(y, p))
     present = sorted(set(y.tolist()))
@@ -216,3 +229,22 @@ def test_figures(tmp_path):
         per_class_png({"1": 99.1}, tmp_path / "pct.png")
     with pytest.raises(ValueError, match="unknown class names"):
         boxplot_by_model_png({"m": {"Z": 0.5}}, tmp_path / "bad.png")
+
+
+@pytest.mark.parametrize("kind", ["near-uniform", "confidently-wrong"])
+def test_full_report_matches_sklearn_on_degenerate_probabilities(kind):
+    y, _ = _weak_cases()[0]
+    rng = np.random.default_rng(11)
+    probs = rng.dirichlet(np.full(24, 50.0), len(y))  # no exact ties: sklearn breaks them its own way
+    if kind == "confidently-wrong":
+        probs[np.arange(len(y)), (y + 1) % 24] += 5
+        probs /= probs.sum(1, keepdims=True)
+    p = probs.argmax(1)
+    r = full_report(y, p, probs, n_boot=50)
+    present = sorted(set(y.tolist()))
+    prec, rec, f1, _ = precision_recall_fscore_support(y, p, labels=present, average="macro", zero_division=0)
+    assert (r["accuracy"], r["precision"], r["sensitivity"], r["f1"]) == pytest.approx(
+        (accuracy_score(y, p), prec, rec, f1))
+    assert r["kappa"] == pytest.approx(cohen_kappa_score(y, p))
+    assert r["top2_accuracy"] == pytest.approx(top_k_accuracy_score(y, probs, k=2, labels=LABELS))
+    assert r["nll"] == pytest.approx(log_loss(y, probs, labels=LABELS))
