@@ -27,7 +27,10 @@ def _build_dataset(a: argparse.Namespace) -> None:
     cfg = BuildConfig(raw=Path(a.raw), out=Path(a.out), split=a.split, ratios=tuple(a.ratios), seed=a.seed,
                       group_by=a.group_by, on_error=a.on_error, canvas=a.canvas, workers=a.workers,
                       max_shard_size=a.max_shard_size, license=a.license, overwrite=a.overwrite)
-    print(build_dataset(cfg).summary())
+    report = build_dataset(cfg)
+    for w in report.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    print(report.summary())
 
 
 def _info(a: argparse.Namespace) -> None:

@@ -148,3 +148,50 @@ def test_outputs_are_readable_by_others(sample_build: Path):
     assert sample_build.stat().st_mode & 0o005 == 0o005
     assert (sample_build / "README.md").stat().st_mode & 0o004
     assert (sample_build / "manifest.csv").stat().st_mode & 0o004
+
+
+def _relabel_folders(tree: Path, name_of) -> None:
+    """Rename class folders i → name_of(i) and rewrite metadata.csv's paths to match."""
+    for i in range(24):
+        (tree / str(i)).rename(tree / f"tmp{i}")
+    for i in range(24):
+        (tree / f"tmp{i}").rename(tree / name_of(i))
+    meta = (tree / "metadata.csv").read_text().splitlines()
+    (tree / "metadata.csv").write_text("\n".join(
+        [meta[0]] + [name_of(int(ln.split("/", 1)[0])) + "/" + ln.split("/", 1)[1] for ln in meta[1:]]) + "\n")
+
+
+def test_one_based_folders_1_to_24_are_read_and_said_so(small_tree: Path, tmp_path: Path):
+    _relabel_folders(small_tree, lambda i: str(i + 1))  # 23 = X, 24 = Y, as some public sets ship them
+    report = build_dataset(BuildConfig(raw=small_tree, out=tmp_path / "ds", split="stratified", progress=False))
+    assert report.notes == ["class folders 1..24 read as one-based class numbers (23 = X, 24 = Y)"]
+    for r in read_csv(tmp_path / "ds" / "manifest.csv"):
+        assert int(r["label"]) == int(r["file"].split("/")[0]) - 1
+    assert "one-based" in (tmp_path / "ds" / "README.md").read_text()
+    assert json.loads((tmp_path / "ds" / "build_report.json").read_text())["notes"] == report.notes
+
+
+def test_one_based_folders_mixed_with_another_layout_are_refused(small_tree: Path, tmp_path: Path, capsys):
+    _relabel_folders(small_tree, lambda i: str(i + 1))
+    (small_tree / "24").rename(small_tree / "Y")
+    (small_tree / "1").rename(small_tree / "24")  # 24 beside X/Y-less names and a Y folder
+    assert main(["build-dataset", str(small_tree), str(tmp_path / "ds")]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "mixes one-based folders (1..24) with Y" in err[0] and str(small_tree) in err[0]
+    assert not (tmp_path / "ds").exists()
+
+
+def test_auto_split_warns_when_a_group_like_column_is_not_used(small_tree: Path, tmp_path: Path, capsys):
+    meta = (small_tree / "metadata.csv").read_text().replace("case_id", "patient", 1)
+    (small_tree / "metadata.csv").write_text(meta)
+    out = tmp_path / "ds"
+    assert main(["build-dataset", str(small_tree), str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "'patient' that looks like a group" in err and "--group-by patient" in err
+    report = json.loads((out / "build_report.json").read_text())
+    assert report["policy"] == "stratified" and len(report["warnings"]) == 1
+    assert "--group-by patient" in (out / "README.md").read_text()
+    # with the column named, the split is grouped and nothing is said
+    assert main(["build-dataset", str(small_tree), str(tmp_path / "g"), "--group-by", "patient"]) == 0
+    assert "warning" not in capsys.readouterr().err
+    assert json.loads((tmp_path / "g" / "build_report.json").read_text())["policy"] == "grouped"

@@ -58,6 +58,8 @@ class BuildReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     duplicates: list[tuple[str, str]] = field(default_factory=list)
     n_groups: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)   # said on stderr, in the card and here
+    notes: list[str] = field(default_factory=list)      # how the tree was read (e.g. one-based folders)
     seconds: float = 0.0
 
     @property
@@ -78,6 +80,7 @@ class BuildReport:
             lines.append(f"{len(self.duplicates)} duplicate file(s) within a class kept once (see build_report.json)")
         for path, why in self.skipped:
             lines.append(f"skipped {path}: {why}")
+        lines += [f"note: {n}" for n in self.notes] + [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
 
@@ -96,6 +99,20 @@ def _groups(scan: ScanResult, cfg: BuildConfig) -> list[str] | None:
         raise DatasetError(f"{scan.root / 'metadata.csv'}: {len(missing)} file(s) have no {cfg.group_by!r} "
                            f"(first: {missing[0]}); fill it in or use --split stratified")
     return [str(g) for g in groups]
+
+
+GROUP_LIKE = ("group", "cell", "cell_id", "case", "case_id", "patient", "patient_id", "individual", "slide")
+
+
+def _ungrouped_warning(scan: ScanResult, cfg: BuildConfig) -> list[str]:
+    """One sentence when `auto` fell back to a per-instance split beside a column that names groups."""
+    found = [c for c in scan.metadata.types if c.lower() in GROUP_LIKE and c != cfg.group_by]
+    if not found:
+        return []
+    col = found[0]
+    return [f"metadata.csv has a column {col!r} that looks like a group, but there is no {cfg.group_by!r} column: "
+            f"the split is per instance (stratified), so one {col}'s images can sit in train and test; "
+            f"rebuild with --group-by {col} for a leakage-free split"]
 
 
 def _manifest_csv(scan: ScanResult, groups: list[str] | None, splits: list[str]) -> str:
@@ -149,6 +166,9 @@ def build_dataset(cfg: BuildConfig) -> BuildReport:
                      progress=cfg.progress)
     groups = _groups(scan, cfg)
     policy = cfg.split if cfg.split != "auto" else ("grouped" if groups else "stratified")
+    warnings = _ungrouped_warning(scan, cfg) if cfg.split == "auto" and groups is None else []
+    notes = (["class folders 1..24 read as one-based class numbers (23 = X, 24 = Y)"]
+             if scan.layout == "one-based" else [])
     y = [r.label for r in scan.records]
     splits = assign_splits(y, groups, policy, cfg.ratios, cfg.seed)
     manifest = _manifest_csv(scan, groups, splits)
@@ -162,7 +182,7 @@ def build_dataset(cfg: BuildConfig) -> BuildReport:
     n_groups = {s: len({g for g, t in zip(groups, splits) if t == s and g}) for s in SPLITS} if groups else {}
     report = BuildReport(str(cfg.out), policy, cfg.seed, tuple(cfg.ratios),
                          hashlib.sha256(manifest.encode()).hexdigest(), counts,
-                         scan.skipped, scan.duplicates, n_groups)
+                         scan.skipped, scan.duplicates, n_groups, warnings, notes)
     with staged_dir(cfg.out, cfg.overwrite) as stage:
         atomic_write_text(stage / "manifest.csv", manifest)
         info = _pack_parquet(stage, scan, cfg)

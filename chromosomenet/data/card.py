@@ -90,7 +90,7 @@ names = ds["train"].features["label"].names  # ['1', ..., '22', 'X', 'Y']
 ## Splits
 
 Policy: {policy}
-Ratios {'/'.join(f'{r:g}' for r in report.ratios)}, seed {report.seed}. The split is fixed in `manifest.csv`
+{"".join(f"**Warning:** {w}" + chr(10) + chr(10) for w in report.warnings)}{"".join(f"Note: {n}." + chr(10) + chr(10) for n in report.notes)}Ratios {'/'.join(f'{r:g}' for r in report.ratios)}, seed {report.seed}. The split is fixed in `manifest.csv`
 (sha256 `{report.manifest_sha256}`): the same input and seed give a byte-identical manifest.
 
 {_table(size_header, sizes)}

@@ -57,7 +57,7 @@ class Metadata:
 @dataclass
 class ScanResult:
     root: Path
-    layout: str                                        # "ids" (0..23) or "names" (1..22, X, Y)
+    layout: str                                        # "ids" (0..23), "names" (1..22, X, Y) or "one-based" (1..24)
     records: list[Record]                              # sorted by file; valid and unique
     skipped: list[tuple[str, str]] = field(default_factory=list)      # (file, why)
     duplicates: list[tuple[str, str]] = field(default_factory=list)   # (dropped, kept)
@@ -78,14 +78,24 @@ class _Problems:
         self.skipped.append((err.path, f"{err.problem}"))
 
 
+_ONE_BASED = {str(i + 1): i for i in range(labels.NUM_CLASSES)}  # 1..24, 23 = X, 24 = Y (some public sets)
+
+
 def _class_folders(root: Path, problems: _Problems) -> tuple[str, dict[Path, int]]:
     dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if any(d.name == "24" for d in dirs):
+        # "24" exists in no other layout: folders 1..24 are one-based class numbers, if nothing else is mixed in
+        others = [d.name for d in dirs if d.name not in _ONE_BASED]
+        if others or any(d.name == "0" for d in dirs):
+            raise BadInputError(root, f"mixes one-based folders (1..24) with {', '.join(others) or '0'}",
+                                "use one layout: 0..23, 1..22 + X, Y, or 1..24 (23 = X, 24 = Y)")
+        return "one-based", {d: _ONE_BASED[d.name] for d in dirs}
     by_id = {d: _IDS[d.name] for d in dirs if d.name in _IDS}
     by_name = {d: _NAMES[d.name.upper()] for d in dirs if d.name.upper() in _NAMES}
     for d in dirs:
         if d not in by_id and d not in by_name:
             problems(BadInputError(d, "unknown class folder name",
-                                   "name class folders 0..23 (paper layout) or 1..22, X, Y"))
+                                   "name class folders 0..23 (paper layout), 1..22, X, Y, or 1..24 (23 = X, 24 = Y)"))
     ids_only = any(d.name in ("0", "23") for d in by_id)
     names_only = any(d.name.upper() in ("X", "Y") for d in by_name)
     if ids_only and names_only:
