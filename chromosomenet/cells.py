@@ -37,6 +37,7 @@ from .markdown import pct as pct_number
 from .markdown import table as md_table
 from .karyotype import (CellCall, KaryotypeCosts, assign, flag, iscn, pick_threshold, render_karyogram,
                         risk_coverage, tune_costs, write_call)
+from .review import unflagged
 
 NORMAL_ISCN = ("46,XX", "46,XY")
 DEFAULT_THRESHOLD = 0.9  # images mode without tuned costs: flag anything less than 90 % sure
@@ -53,6 +54,7 @@ class KaryotypeConfig:
     one_cell: bool = False
     costs: str | None = None            # costs.json of an earlier dataset run (images mode)
     target_accuracy: float = 0.999      # of the unflagged chromosomes, when picking the threshold
+    bound_level: float | None = 0.95    # the target must hold for the Clopper–Pearson bound (None: point estimate)
     batch_size: int = 128
     workers: int = 2
     progress: bool = True
@@ -67,12 +69,14 @@ def _cells(split) -> dict[str, np.ndarray]:
     return {c: np.flatnonzero(ids == c) for c in sorted(set(ids))}
 
 
-def _tune(probs: np.ndarray, y: np.ndarray, cells: dict[str, np.ndarray], target: float):
+def _tune(probs: np.ndarray, y: np.ndarray, cells: dict[str, np.ndarray], target: float, level: float | None):
+    """(costs, review threshold, the tuning split's unflagged accuracy and bound at that threshold)."""
     costs = tune_costs([(probs[i], y[i]) for i in cells.values()])
     calls = [assign(probs[i], costs) for i in cells.values()]
     correct = np.concatenate([np.asarray(c.labels) == y[i] for c, i in zip(calls, cells.values())])
     conf = np.concatenate([np.asarray(c.confidence) for c in calls])
-    return costs, pick_threshold(correct, conf, target)
+    threshold = pick_threshold(correct, conf, target, level)
+    return costs, threshold, unflagged(correct, conf, threshold, level or 0.95)
 
 
 def saved_costs(path: str) -> tuple[KaryotypeCosts, float, str]:
@@ -98,12 +102,14 @@ def karyotype_split(cfg: KaryotypeConfig) -> dict:
     out = Path(cfg.out)
     for sub in ("karyograms", "calls"):
         (out / sub).mkdir(parents=True, exist_ok=True)
+    tuned = None
     if cfg.costs:  # tuned elsewhere (e.g. shipped with the model): this data only gets scored
         costs, threshold, tuned_on = saved_costs(cfg.costs)
     else:
         tune_set = splits[cfg.tune_split]
-        costs, threshold = _tune(predict(predictor, tune_set, cfg.batch_size, cfg.workers, cfg.progress),
-                                 np.asarray(tune_set["label"]), _cells(tune_set), cfg.target_accuracy)
+        costs, threshold, tuned = _tune(predict(predictor, tune_set, cfg.batch_size, cfg.workers, cfg.progress),
+                                        np.asarray(tune_set["label"]), _cells(tune_set), cfg.target_accuracy,
+                                        cfg.bound_level)
         tuned_on = cfg.tune_split
     probs = predict(predictor, split, cfg.batch_size, cfg.workers, cfg.progress)
     y = np.asarray(split["label"])
@@ -143,6 +149,10 @@ def karyotype_split(cfg: KaryotypeConfig) -> dict:
         "false_aneuploidy_per_100_normal": (100 * sum(r["predicted_iscn"] not in NORMAL_ISCN for r in normal)
                                             / len(normal)) if normal else None,
         "review_threshold": threshold, "target_accuracy": cfg.target_accuracy,
+        "threshold_rule": (f"Clopper–Pearson {100 * cfg.bound_level:g} % lower bound ≥ target" if cfg.bound_level
+                           else "point estimate ≥ target") if tuned else f"from {tuned_on}",
+        "tuning_unflagged": tuned,
+        "scored_unflagged": unflagged(correct_all, conf_all, threshold, cfg.bound_level or 0.95),
         "fraction_flagged": float(flag_all.mean()),
         "accuracy_unflagged": float(correct_all[~flag_all].mean()) if (~flag_all).any() else None,
         "costs": asdict(costs), "tuned_on": tuned_on, "scored_split": cfg.split,
@@ -177,6 +187,14 @@ def _write_report(out: Path, rows: list[dict], s: dict, curve: dict) -> None:
          "–" if s["false_aneuploidy_per_100_normal"] is None else f"{s['false_aneuploidy_per_100_normal']:.1f}"],
         [f"review threshold (tuned on {s['tuned_on']} for {100 * s['target_accuracy']:g} %)", f"{s['review_threshold']:.4f}"],
         ["flagged for review / accuracy of the unflagged", f"{pct(s['fraction_flagged'])} / {pct(s['accuracy_unflagged'])}"],
+        ["threshold rule", s["threshold_rule"]],
+        *([[f"unflagged on {s['tuned_on']}: accuracy / {100 * t['level']:g} % lower bound ({t['n']} chromosomes)",
+            f"{pct(t['accuracy'])} / {pct(t['lower_bound'])}"]] if (t := s["tuning_unflagged"]) else []),
+        [f"unflagged on {s['scored_split']}: accuracy / {100 * s['scored_unflagged']['level']:g} % lower bound "
+         f"({s['scored_unflagged']['n']} chromosomes)",
+         f"{pct(s['scored_unflagged']['accuracy'])} / {pct(s['scored_unflagged']['lower_bound'])}"
+         + ("" if s["scored_unflagged"]["accuracy"] is None else
+            (" — target held" if s["scored_unflagged"]["accuracy"] >= s["target_accuracy"] else " — target missed"))],
     ])
     atomic_write_text(out / "README.md", f"# Cell-level karyotyping: `{s['model']}` on {s['scored_split']}\n\n"
                       f"{table}\n\n{s['note']}. Costs: `costs.json`; per cell: `cells.csv`, `karyograms/`, "

@@ -93,7 +93,8 @@ def _karyotype(a: argparse.Namespace) -> None:
     from .cells import KaryotypeConfig, karyotype_images, karyotype_split
 
     cfg = KaryotypeConfig(run=a.run, out=Path(a.out), data=a.data, split=a.split, images=tuple(a.images or ()),
-                          one_cell=a.one_cell, costs=a.costs, target_accuracy=a.target_accuracy, workers=a.workers)
+                          one_cell=a.one_cell, costs=a.costs, target_accuracy=a.target_accuracy, workers=a.workers,
+                          bound_level=a.bound_level or None)
     if a.data:
         s = karyotype_split(cfg)
         print(f"{s['cells']} cells: instance accuracy {100 * s['instance_accuracy_before']:.2f}% → "
@@ -270,6 +271,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--one-cell", action="store_true", help="treat all --images as one cell, whatever their names")
     p.add_argument("--costs", help="costs.json from a --data run (tuned costs and review threshold); with --data: use it, do not tune")
     p.add_argument("--target-accuracy", type=float, default=0.999, help="of the unflagged, when tuning the threshold")
+    p.add_argument("--bound-level", type=float, default=0.95,
+                   help="the target must hold for this one-sided Clopper–Pearson bound on validation (0: point estimate)")
     p.add_argument("--workers", type=int, default=2)
     p.set_defaults(func=_karyotype)
 

@@ -25,6 +25,7 @@ from .fsutil import atomic_write_text
 from .karyogram import render_karyogram
 from .labels import NAMES, NORMAL_AUTOSOME_COPIES, NUM_CLASSES
 from .metrics import PROB_SUM_TOL
+from .review import pick_threshold, risk_coverage  # noqa: F401  (re-exported: part of this API)
 
 __all__ = ["KaryotypeCosts", "CellCall", "KaryotypeInputError", "assign", "iscn", "flag", "risk_coverage",
            "pick_threshold", "tune_costs", "call_table", "write_call", "render_karyogram", "DEFAULT_GRID"]
@@ -264,51 +265,6 @@ def iscn(counts: Sequence[int] | np.ndarray) -> str:
 def flag(call: CellCall, threshold: float) -> CellCall:
     """The call with ``flags[i] = confidence[i] < threshold`` (chromosomes a person should review)."""
     return replace(call, flags=tuple(bool(c < threshold) for c in call.confidence))
-
-
-def _check_scores(correct: np.ndarray, confidence: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    ok, conf = np.asarray(correct, dtype=bool).ravel(), np.asarray(confidence, dtype=np.float64).ravel()
-    if len(ok) != len(conf) or len(ok) == 0:
-        raise KaryotypeInputError(f"got {len(ok)} correctness values and {len(conf)} confidences; pass one of "
-                                  "each per chromosome, at least one")
-    if not np.isfinite(conf).all():
-        raise KaryotypeInputError("confidences contain NaN or infinite values; pass CellCall.confidence values")
-    return ok, conf
-
-
-def risk_coverage(correct: np.ndarray, confidence: np.ndarray) -> dict:
-    """Accuracy of the chromosomes left unflagged, for every threshold that changes the flagged set.
-
-    Flagging is ``confidence < threshold``, so equal confidences are flagged together. Lists run from
-    flagging none (threshold = the lowest confidence) to flagging all (just above the highest); with
-    nothing left unflagged the accuracy is 1.0 by convention (no automatic call can be wrong).
-    Returns {'threshold', 'fraction_flagged', 'accuracy'} (lists) and 'n'.
-    """
-    ok, conf = _check_scores(correct, confidence)
-    order = np.argsort(conf, kind="stable")
-    conf_s, ok_s = conf[order], ok[order]
-    uniq = np.unique(conf_s)
-    thresholds = np.append(uniq, np.nextafter(uniq[-1], np.inf))
-    flagged = np.searchsorted(conf_s, thresholds, side="left")
-    right_flagged = np.concatenate([[0], np.cumsum(ok_s)])[flagged]
-    kept = len(ok) - flagged
-    acc = np.divide(ok.sum() - right_flagged, kept, out=np.ones(len(kept)), where=kept > 0)
-    return {"threshold": thresholds.tolist(), "fraction_flagged": (flagged / len(ok)).tolist(),
-            "accuracy": acc.tolist(), "n": int(len(ok))}
-
-
-def pick_threshold(correct: np.ndarray, confidence: np.ndarray, target_accuracy: float = 0.999) -> float:
-    """The threshold flagging the smallest fraction whose unflagged accuracy reaches the target.
-
-    Pick it on validation data, then apply it with :func:`flag`. If no partial flagging reaches the
-    target, the fall-back is to flag everything (a threshold just above the highest confidence):
-    every chromosome then goes to a person, which is the safe default for a clinical report.
-    """
-    if not 0 < target_accuracy <= 1:
-        raise KaryotypeInputError(f"target_accuracy = {target_accuracy!r} must lie in (0, 1]")
-    curve = risk_coverage(correct, confidence)
-    hit = next(i for i, a in enumerate(curve["accuracy"]) if a >= target_accuracy - 1e-12)  # last always hits
-    return float(curve["threshold"][hit])
 
 
 # ---------------------------------------------------------------------------------------------------

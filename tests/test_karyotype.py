@@ -315,3 +315,23 @@ def test_write_call_is_deterministic(tmp_path):
     assert summary["iscn"] == "47,XY,+21" and summary["counts"]["21"] == 3 and len(summary["chromosomes"]) == 47
     with pytest.raises(KaryotypeInputError, match="ids"):
         write_call(call, ids[:-1], tmp_path / "c", "cell")
+
+
+def test_threshold_with_a_clopper_pearson_bound_is_stricter_and_matches_scipy():
+    from scipy.stats import binomtest
+
+    from chromosomenet.review import error_upper_bound, unflagged
+
+    rng = np.random.default_rng(5)
+    conf = rng.random(20_000)
+    ok = rng.random(20_000) < 0.5 + 0.5 * conf ** 0.25  # surer calls are right more often
+    point = pick_threshold(ok, conf, 0.99)
+    bounded = pick_threshold(ok, conf, 0.99, confidence_level=0.95)
+    assert bounded > point  # the bound flags more
+    u = unflagged(ok, conf, bounded, 0.95)
+    assert u["accuracy"] >= u["lower_bound"] >= 0.99 - 1e-12
+    # the bound is scipy's exact (Clopper–Pearson) interval, one-sided at 95 %
+    want = binomtest(u["errors"], u["n"]).proportion_ci(0.90, method="exact").high
+    assert error_upper_bound(u["errors"], u["n"], 0.95) == pytest.approx(want, rel=1e-9)
+    assert error_upper_bound(0, 0) == 1.0 and error_upper_bound(3, 3) == 1.0
+    assert pick_threshold(ok[:50], conf[:50], 0.999, confidence_level=0.95) > conf[:50].max()  # too few: flag all
