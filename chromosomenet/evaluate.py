@@ -32,6 +32,7 @@ from .metrics import confusion, full_report
 from .models import hub
 from .models.fold import fold_batchnorm
 from .models.registry import measure
+from .models.viewnet import is_view_model
 
 PROB_COLUMNS = tuple(f"p_{n}" for n in labels.NAMES)
 
@@ -80,12 +81,17 @@ class Predictor:
             example = example.to(self.device).contiguous(memory_format=torch.channels_last)
             model, self.folded = fold_batchnorm(model, example)
         self.model = model
+        self.grey = is_view_model(model) and not any(self.mean) and all(v == 1 for v in self.std)
         # auto: bf16 on GPUs, fp32 on CPUs (bf16 there is opt-in: faster only with AVX512-BF16/AMX)
         self.bf16 = precision == "bf16" or (precision == "auto" and self.device.type == "cuda")
 
     @torch.inference_mode()
     def __call__(self, canvases: torch.Tensor) -> torch.Tensor:
-        x = prepare(canvases.to(self.device, non_blocking=True), self.img_size, self.mean, self.std)
+        canvases = canvases.to(self.device, non_blocking=True)
+        if self.grey:  # the view takes the grey [0, 1] canvas as it is: no 3-channel copy, no normalising
+            x = canvases.float().div_(255.0)
+        else:
+            x = prepare(canvases, self.img_size, self.mean, self.std)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             return self.model(x).float().softmax(-1)
 

@@ -73,14 +73,14 @@ def canonical_view(canvas: torch.Tensor, spec: ViewSpec = ViewSpec()) -> tuple[t
     """
     if canvas.ndim != 4 or canvas.shape[1] != 1:
         raise ValueError(f"canonical_view expects (B, 1, H, W) grey canvases, got {tuple(canvas.shape)}")
-    x = canvas.float()
-    b, _, h, w = x.shape
-    ink = (1 - x[:, 0] - spec.ink_floor).clamp_(min=0)                       # (B, H, W)
+    inv = 1 - canvas.float()                                                 # ink side up: 0 = white
+    b, _, h, w = inv.shape
+    ink = (inv[:, 0] - spec.ink_floor).clamp_(min=0)                         # (B, H, W)
     # every raw moment up to order 3 in one batched product: sum ink · y^i · x^j = (Y^T · ink · X)[i, j]
     # (float64: third moments of 300-pixel coordinates lose too much in float32)
-    powers = torch.arange(4, device=x.device, dtype=torch.float64)
-    px_ = torch.arange(w, device=x.device, dtype=torch.float64).view(-1, 1) ** powers   # (W, 4)
-    py_ = torch.arange(h, device=x.device, dtype=torch.float64).view(-1, 1) ** powers   # (H, 4)
+    powers = torch.arange(4, device=inv.device, dtype=torch.float64)
+    px_ = torch.arange(w, device=inv.device, dtype=torch.float64).view(-1, 1) ** powers   # (W, 4)
+    py_ = torch.arange(h, device=inv.device, dtype=torch.float64).view(-1, 1) ** powers   # (H, 4)
     m = py_.T @ (ink.double() @ px_)                                         # (B, 4, 4): m[i, j] = Σ y^i x^j
     mass = m[:, 0, 0]
     blank = mass < 1e-3
@@ -105,12 +105,12 @@ def canonical_view(canvas: torch.Tensor, spec: ViewSpec = ViewSpec()) -> tuple[t
     # extent of the dark pixels along and across the axis: a linear function's maximum over a row's
     # pixels lies at its first or last dark pixel, so two points per row give the exact extent
     dark = (ink > spec.extent_ink).to(torch.uint8)                           # (B, H, W)
-    cols = torch.arange(w, device=x.device, dtype=torch.int32).view(1, 1, w)
+    cols = torch.arange(w, device=inv.device, dtype=torch.int32).view(1, 1, w)
     first = torch.argmax(dark, 2)
     last = torch.argmax(dark * cols, 2)
     row_ink = dark.amax(2) > 0                                               # (B, H)
     rx = torch.stack([first, last], -1).double() - cx.view(b, 1, 1)          # (B, H, 2)
-    ry = torch.arange(h, device=x.device, dtype=torch.float64).view(1, h, 1) - cy.view(b, 1, 1)
+    ry = torch.arange(h, device=inv.device, dtype=torch.float64).view(1, h, 1) - cy.view(b, 1, 1)
     along = (rx * cos.view(b, 1, 1) + ry * sin.view(b, 1, 1)).abs()
     across = (-rx * sin.view(b, 1, 1) + ry * cos.view(b, 1, 1)).abs()
     keep = row_ink.unsqueeze(-1)
@@ -124,15 +124,15 @@ def canonical_view(canvas: torch.Tensor, spec: ViewSpec = ViewSpec()) -> tuple[t
     cos, sin = torch.cos(theta), torch.sin(theta)
 
     # window pixel centres (u across, v along) in native pixels about the centroid
-    u = (torch.arange(spec.width, device=x.device, dtype=torch.float32) + 0.5 - spec.width / 2).view(1, 1, -1)
-    v = (torch.arange(spec.height, device=x.device, dtype=torch.float32) + 0.5 - spec.height / 2).view(1, -1, 1)
+    u = (torch.arange(spec.width, device=inv.device, dtype=torch.float32) + 0.5 - spec.width / 2).view(1, 1, -1)
+    v = (torch.arange(spec.height, device=inv.device, dtype=torch.float32) + 0.5 - spec.height / 2).view(1, -1, 1)
     s = scale.view(b, 1, 1)
     # v runs along the axis (cos, sin); u across it (-sin, cos): window down = axis direction
     px = cx.view(b, 1, 1) + s * (v * cos.view(b, 1, 1) - u * sin.view(b, 1, 1))
     py = cy.view(b, 1, 1) + s * (v * sin.view(b, 1, 1) + u * cos.view(b, 1, 1))
     grid = torch.stack([(2 * px + 1) / w - 1, (2 * py + 1) / h - 1], -1)      # align_corners=False
     # sample the ink (1 - grey) so that everything outside the canvas is white
-    out = 1 - F.grid_sample(1 - x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    out = 1 - F.grid_sample(inv, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     if spec.downsample > 1:
         out = F.avg_pool2d(out, spec.downsample)
     return out.clamp_(0, 1), ViewInfo(angle=theta, scale=scale, centre=torch.stack([cx, cy], 1), blank=blank)
