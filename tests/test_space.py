@@ -200,7 +200,7 @@ def test_not_a_zip(tmp_path: Path):
 def test_missing_model_page_says_how_to_get_one(tmp_path: Path):
     demo = build_app(f"local-dir:{tmp_path / 'nothing'}")
     text = " ".join(str(getattr(b, "value", "")) for b in demo.blocks.values())
-    assert "could not be loaded" in text and "make run" in text and "--model" in text
+    assert "could not be loaded" in text and "make train" in text and "--model" in text
 
 
 # ---------------------------------------------------------------------------------------------------
