@@ -352,7 +352,7 @@ def build_app(model_spec: str | None) -> "gr.Blocks":
                     c_btn = gr.Button("Classify", variant="primary", elem_id="classify")
                 c_label = gr.Label(num_top_classes=5, label="Top-5 classes", elem_id="top5")
             with gr.Row():
-                c_canvas = gr.Image(label="As the model saw it (300×300 canvas)", type="pil", format="png")
+                c_canvas = gr.Image(label="As the model saw it (its canonical view, or the 300×300 canvas)", type="pil", format="png")
                 c_cam = gr.Image(label="Grad-CAM of the top class", type="pil", format="png")
             c_btn.click(on_chromosome, c_in, [c_label, c_canvas, c_cam], api_name="classify")
             gr.Examples([[p] for p, _ in singles], c_in, [c_label, c_canvas, c_cam], on_chromosome,
