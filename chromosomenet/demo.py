@@ -34,20 +34,14 @@ class DemoConfig:
     progress: bool = True
 
 
-def _costs(cfg: DemoConfig) -> str | None:
-    if cfg.costs:
-        return cfg.costs
-    folder = Path(cfg.model.split(":", 1)[1] if cfg.model.startswith("local-dir:") else cfg.model)
-    return str(folder / shipped.COSTS) if (folder / shipped.COSTS).is_file() else None
-
-
 def run_demo(cfg: DemoConfig) -> Path:
     out = Path(cfg.out)
     m = evaluate(EvalConfig(model=cfg.model, data=cfg.data, out=out / "eval", split=cfg.split,
                             timing_samples=cfg.timing_samples, throughput_seconds=1.0, progress=cfg.progress))
     facts = json.loads((out / "eval" / "metrics.json").read_text())
     s = karyotype_split(KaryotypeConfig(run=cfg.model, out=out / "cells", data=cfg.data, split=cfg.split,
-                                        costs=_costs(cfg), workers=0, progress=cfg.progress))
+                                        costs=cfg.costs or (str(c) if (c := shipped.costs_beside(cfg.model)) else None),
+                                        workers=0, progress=cfg.progress))
     with open(out / "cells" / "cells.csv", newline="") as f:
         cells = list(csv.DictReader(f))
     ci = m.get("accuracy_ci95")

@@ -52,10 +52,9 @@ log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ENV_MODEL = "CHROMOSOMENET_MODEL"
 MAX_XML_BYTES = 2 * 1024 * 1024
-HOW_TO_GET_A_MODEL = (
-    f"**No model loaded.** The shipped model (`models/{shipped.DEFAULT}`) is not in this checkout: "
-    "start the app with `--model local-dir:PATH` (a finished `chromosomenet train` run folder) or "
-    "`--model hf-hub:ORG/NAME`, set `" + ENV_MODEL + "`, or train one with `make train`.")
+HOW_TO_GET_A_MODEL = (f"**No model loaded.** The shipped model (`models/{shipped.DEFAULT}`) is not in this checkout: "
+                      "start the app with `--model local-dir:PATH` (a finished `chromosomenet train` run folder) "
+                      f"or `--model hf-hub:ORG/NAME`, set `{ENV_MODEL}`, or train one with `make train`.")
 
 
 def default_model_spec() -> str | None:
@@ -77,9 +76,9 @@ class Engine:
                                 "(pretrained_cfg label_names)", "use a run trained by `chromosomenet train`")
         self.predictor = Predictor(self.model, self.cfg, device=torch.device("cpu"))
         self.names: tuple[str, ...] = tuple(self.cfg["label_names"])
-        saved = Path(spec.split(":", 1)[1] if spec.startswith("local-dir:") else spec) / shipped.COSTS
-        self.costs, self.threshold, self.costs_from = (saved_costs(str(saved)) if saved.is_file()  # tuned for it
-                                                       else (KaryotypeCosts(), DEFAULT_THRESHOLD, "default costs"))
+        saved = shipped.costs_beside(spec)  # the cell-level costs tuned for this model, if it ships them
+        self.costs, self.threshold, self.costs_from = (saved_costs(str(saved)) if saved else
+                                                       (KaryotypeCosts(), DEFAULT_THRESHOLD, "default costs"))
 
     def probs(self, canvases: list[np.ndarray], batch: int = 64) -> np.ndarray:
         x = torch.from_numpy(np.stack(canvases)).unsqueeze(1)

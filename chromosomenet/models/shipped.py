@@ -34,6 +34,12 @@ def shipped() -> list[dict]:
     return rows
 
 
+def costs_beside(spec: str) -> Path | None:
+    """The karyotype_costs.json in a model's folder (``local-dir:PATH`` or a path), or None."""
+    folder = Path(spec.split(":", 1)[1] if spec.startswith("local-dir:") else spec)
+    return folder / COSTS if (folder / COSTS).is_file() else None
+
+
 def default_model() -> Path | None:
     """The default shipped model's folder, or None when it is not there."""
     folder = models_dir() / DEFAULT
