@@ -38,7 +38,8 @@ from .cam import grad_cam, overlay
 from .cells import DEFAULT_THRESHOLD, saved_costs
 from .data.images import CANVAS, decode
 from .data.importers import voc
-from .data.importers.isolate import isolate, metaphase_threshold, place_on_canvas
+from .data.importers.isolate import metaphase_threshold, place_on_canvas
+from .data.importers.separate import isolate_boxes
 from .data.transforms import prepare
 from .errors import BadInputError, ChromosomeNetError
 from .evaluate import Predictor, load_classifier
@@ -228,16 +229,17 @@ def karyotype_metaphase(engine: Engine, image_path: str | Path, xml_path: str | 
     except (OSError, SyntaxError, ValueError):
         raise UploadError(img.name, "is truncated or damaged", "upload the complete metaphase image") from None
     thr = metaphase_threshold(gray)
-    canvases, ids, truth = [], [], []
+    clipped = []
     for k, name, raw_box in boxes:
         box = voc.clip(raw_box, w, h)
         if box is None:
             raise UploadError(ann.name, f"box {k} {raw_box} lies outside the {w}×{h} image",
                               "upload the annotation that belongs to this image")
-        canvas, _ = place_on_canvas(isolate(gray, thr, box).crop, CANVAS)
-        canvases.append(np.asarray(canvas))
-        ids.append(f"{Path(img.name).stem}_{k:02d}")
-        truth.append(_annotated(name))
+        clipped.append(box)
+    isos = isolate_boxes(gray, thr, clipped, separate=False)  # as the shipped model's training import
+    canvases = [np.asarray(place_on_canvas(iso.crop, CANVAS)[0]) for iso in isos]
+    ids = [f"{Path(img.name).stem}_{k:02d}" for k, _, _ in boxes]
+    truth = [_annotated(name) for _, name, _ in boxes]
     result = karyotype_canvases(engine, canvases, ids, out_dir, f"metaphase {Path(img.name).stem}")
     for row, t in zip(result.rows, truth):
         row["annotated"] = t

@@ -44,12 +44,13 @@ from ... import labels
 from ...errors import BadInputError
 from ...fsutil import atomic_write_text, staged_dir
 from . import voc
-from .isolate import isolate, metaphase_threshold, place_on_canvas
+from .isolate import metaphase_threshold, place_on_canvas
+from .separate import isolate_all
 from .voc import Box
 
 COLUMNS = ("file", "label", "name", "case_id", "cell_id", "source_image", "xmin", "ymin", "xmax",
            "ymax", "scale", "quality", "chromosome_count", "karyotype_note", "karyotype_type")
-FLAGS = ("merged", "low_fill", "empty", "scaled")
+FLAGS = ("separated", "overlap", "merged", "low_fill", "empty", "scaled")
 KARYOTYPE_CSVS = (("normal.csv", "normal"), ("number_abnormalities.csv", "numerical"),
                   ("structural_abnormalities.csv", "structural"))  # later files win on overlap
 ROOT = "24_chromosomes_object"
@@ -67,8 +68,10 @@ Kuo C.-E., "An Open Dataset of Annotated Metaphase Cell Images for Chromosome Id
 *Scientific Data* 10, 104 (2023), doi:10.1038/s41597-023-02003-7 (amniotic fluid cells, Taichung
 Veterans General Hospital), released as open data under the Creative Commons Attribution 4.0
 license (CC BY 4.0). Changes: each boxed chromosome was isolated from overlapping neighbours
-(global Otsu threshold, the box's component) and placed unscaled on a white 300x300 canvas;
-`quality` flags instances that still touch a neighbour (`merged`) or fill little of their box.
+(global Otsu threshold, the box's component; touching and crossing chromosomes split by a
+box-marker watershed) and placed unscaled on a white 300x300 canvas; `quality` flags instances
+that were cut from a neighbour (`separated`), share a crossing (`overlap`), still carry part of
+a neighbour (`merged`) or fill little of their box.
 
 ```bibtex
 @article{tseng2023open,
@@ -243,7 +246,7 @@ def _process(cell: _Cell, out: Path, canvas: int, stop_early: bool) -> tuple[lis
         return [], [err.problem]
     thr = metaphase_threshold(gray)
     h, w = gray.shape
-    rows: list[dict[str, str]] = []
+    valid: list[tuple[int, int, Box, Box]] = []  # (object index, label, box as annotated, clipped)
     problems: list[Problem] = []
     for k, name, box in objects:
         try:
@@ -253,10 +256,13 @@ def _process(cell: _Cell, out: Path, canvas: int, stop_early: bool) -> tuple[lis
             if stop_early:
                 break
             continue
-        iso = isolate(gray, thr, clipped)
+        valid.append((k, label, box, clipped))
+    rows: list[dict[str, str]] = []
+    for (k, label, box, _), iso in zip(valid, isolate_all(gray, thr, [v[3] for v in valid])):
         img, scale = place_on_canvas(iso.crop, canvas)
         row = _row(cell, k, label, box, scale, iso.flags + (("scaled",) if scale < 1 else ()))
-        img.save(out / row["file"], format="PNG")
+        # zlib level 3: half the encode time of the default 6 for 15 % bigger files (measured)
+        img.save(out / row["file"], format="PNG", compress_level=3)
         rows.append(row)
     return rows, problems
 

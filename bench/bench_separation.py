@@ -1,0 +1,181 @@
+"""Separating touching chromosomes: each box on its own (``isolate``, the import before) against all
+boxes of a metaphase together (``isolate_all``, the import now), same metaphases, same run.
+
+    python bench/bench_separation.py --src ../shared/data/tseng2023 [--metaphases 200]
+        [--model local-dir:models/chromosomenet-view-resnet18 --manifest DATASET/manifest.csv]
+        [--sheet docs/separation.png]
+
+Prints Markdown tables: the quality flags, the capture of the box's dark pixels on lone boxes
+(no other box within the margin), and import speed per core (isolate + canvas + PNG encode, in
+memory, one process). With ``--model``/``--manifest``: that fixed classifier on every metaphase
+of the manifest's test cases, accuracy on the instances the old import flagged ``merged`` and on
+the rest, before and after. ``--sheet``: a contact sheet of separated instances (box, before, after).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import random
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+from chromosomenet import labels
+from chromosomenet.data.importers import tseng, voc
+from chromosomenet.data.importers.isolate import MARGIN, isolate, metaphase_threshold, place_on_canvas
+from chromosomenet.data.importers.separate import isolate_all
+from chromosomenet.evaluate import Predictor, load_classifier
+
+
+def metaphase(cell) -> tuple[np.ndarray, list, list[int]]:
+    gray = tseng._load_gray(cell.jpg)
+    h, w = gray.shape
+    boxes, ids = [], []
+    for _, name, box in tseng._parse_voc(cell.xml):
+        clipped = voc.clip(box, w, h) if box else None
+        try:
+            label = labels.id_of_denver_label(name)
+        except KeyError:
+            continue
+        if clipped:
+            boxes.append(clipped)
+            ids.append(label)
+    return gray, boxes, ids
+
+
+def before(gray, thr, boxes):
+    return [isolate(gray, thr, b) for b in boxes]
+
+
+def after(gray, thr, boxes):
+    return isolate_all(gray, thr, boxes)
+
+
+def encode(isos) -> list[np.ndarray]:
+    out = []
+    for iso in isos:
+        img, _ = place_on_canvas(iso.crop, 300)
+        img.save(io.BytesIO(), format="PNG", compress_level=3)
+        out.append(np.asarray(img))
+    return out
+
+
+def lone(boxes) -> list[bool]:
+    """Boxes with no other box within MARGIN px."""
+    def near(a, b):
+        return a[0] - MARGIN < b[2] and b[0] < a[2] + MARGIN and a[1] - MARGIN < b[3] and b[1] < a[3] + MARGIN
+    return [not any(near(a, b) for j, b in enumerate(boxes) if j != i) for i, a in enumerate(boxes)]
+
+
+def capture(gray, thr, box, iso) -> float:
+    x0, y0, x1, y1 = box
+    dark = gray[y0:y1, x0:x1] < thr
+    return float((dark & (iso.crop < 255)).sum() / max(1, dark.sum()))
+
+
+def quality(cells, sheet: Path | None) -> None:
+    flags = {"before": Counter(), "after": Counter()}
+    caps = {"before": [], "after": []}
+    secs = {"before": 0.0, "after": 0.0}
+    n, tiles = 0, []
+    for cell in cells:
+        gray, boxes, _ = metaphase(cell)
+        thr = metaphase_threshold(gray)
+        alone = lone(boxes)
+        n += len(boxes)
+        for name, fn in (("before", before), ("after", after)):
+            t = time.perf_counter()
+            isos = fn(gray, thr, boxes)
+            encode(isos)
+            secs[name] += time.perf_counter() - t
+            for b, iso, a in zip(boxes, isos, alone):
+                flags[name].update(set(iso.flags) or {"ok"})
+                if a:
+                    caps[name].append(capture(gray, thr, b, iso))
+            if name == "after" and sheet:
+                old = before(gray, thr, boxes)
+                tiles += [(iso.flags, gray[b[1]:b[3], b[0]:b[2]], o.crop, iso.crop)
+                          for b, o, iso in zip(boxes, old, isos) if "separated" in iso.flags]
+    print(f"\n{len(cells)} metaphases, {n} instances\n")
+    print("| import | " + " | ".join(("ok", "separated", "overlap", "merged", "low_fill", "empty")) + " |")
+    print("|---|" + "---:|" * 6)
+    for name, c in flags.items():
+        print(f"| {name} | " + " | ".join(f"{c[k] / n:.1%}" for k in ("ok", "separated", "overlap", "merged",
+                                                                       "low_fill", "empty")) + " |")
+    print("\n| import | lone boxes | capture p5 | p50 | instances/s per core | ratio |\n|---|---:|---:|---:|---:|---:|")
+    for name in caps:
+        rate = n / secs[name]
+        print(f"| {name} | {len(caps[name])} | {np.percentile(caps[name], 5):.3f} | {np.median(caps[name]):.3f} | "
+              f"{rate:.0f} | {secs['before'] / secs[name]:.2f} |")
+    if sheet:
+        contact_sheet(tiles, sheet)
+
+
+def contact_sheet(tiles, path: Path, n: int = 30, size: int = 110) -> None:
+    """``n`` random separated instances, each as the raw box, before, after."""
+    pick = random.Random(0).sample(tiles, min(n, len(tiles)))
+    cols = 5
+    sheet = Image.new("L", (cols * (3 * size + 12), -(-len(pick) // cols) * (size + 14)), 255)
+    draw = ImageDraw.Draw(sheet)
+    for k, (flags, *crops) in enumerate(pick):
+        r, c = divmod(k, cols)
+        for j, a in enumerate(crops):
+            im = Image.fromarray(a)
+            im.thumbnail((size - 4, size - 4))
+            sheet.paste(im, (c * (3 * size + 12) + j * size, r * (size + 14)))
+        draw.text((c * (3 * size + 12), r * (size + 14) + size), ",".join(flags), fill=0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path)
+    print(f"\ncontact sheet of {len(pick)} of {len(tiles)} separated instances (box | before | after): {path}")
+
+
+def classifier(cells, spec: str, batch: int = 256) -> None:
+    model, cfg = load_classifier(spec)
+    predictor = Predictor(model, cfg, torch.device("cpu"))
+    hits = {k: Counter() for k in ("before", "after")}
+    totals = Counter()
+    for cell in cells:
+        gray, boxes, ids = metaphase(cell)
+        thr = metaphase_threshold(gray)
+        old = before(gray, thr, boxes)
+        group = ["merged before" if "merged" in o.flags else "not merged before" for o in old]
+        totals.update(group)
+        for name, isos in (("before", old), ("after", after(gray, thr, boxes))):
+            canvases = torch.from_numpy(np.stack(encode(isos)))[:, None]  # (B, 1, H, W) grey
+            pred = torch.cat([predictor(canvases[i:i + batch]) for i in range(0, len(canvases), batch)]).argmax(1)
+            hits[name].update(g for g, p, t in zip(group, pred.tolist(), ids) if p == t)
+    print(f"\nclassifier {spec} on {len(cells)} metaphases of unseen cases\n")
+    print("| instances | n | accuracy before | accuracy after |\n|---|---:|---:|---:|")
+    for g in ("not merged before", "merged before"):
+        print(f"| {g} | {totals[g]} | {hits['before'][g] / totals[g]:.2%} | {hits['after'][g] / totals[g]:.2%} |")
+    n = sum(totals.values())
+    print(f"| all | {n} | {sum(hits['before'].values()) / n:.2%} | {sum(hits['after'].values()) / n:.2%} |")
+
+
+def test_cells(cells, manifest: Path) -> list:
+    with manifest.open(newline="") as f:
+        stems = {Path(r["file"]).stem.rsplit("_", 1)[0] for r in csv.DictReader(f) if r["split"] == "test"}
+    return [c for c in cells if c.stem in stems]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--src", type=Path, required=True)
+    ap.add_argument("--metaphases", type=int, default=200)
+    ap.add_argument("--model")
+    ap.add_argument("--manifest", type=Path)
+    ap.add_argument("--sheet", type=Path)
+    args = ap.parse_args()
+    cells, _ = tseng._cells(args.src, None)
+    quality(random.Random(0).sample(cells, min(args.metaphases, len(cells))), args.sheet)
+    if args.model and args.manifest:
+        classifier(test_cells(cells, args.manifest), args.model)
+
+
+if __name__ == "__main__":
+    main()
