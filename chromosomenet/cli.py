@@ -17,7 +17,7 @@ def _import_tseng(a: argparse.Namespace) -> None:
         spec = Path(a.cells)
         cells = spec.read_text().split() if spec.is_file() else a.cells.split(",")
     report = import_tseng(a.src, a.out, workers=a.workers, cells=cells, canvas=a.canvas,
-                          overwrite=a.overwrite, on_error=a.on_error)
+                          overwrite=a.overwrite, on_error=a.on_error, separate=a.separate)
     print(report.summary())
 
 
@@ -194,6 +194,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--cells", help="only these image stems: comma-separated, or a file of stems")
     p.add_argument("--canvas", type=int, default=300)
     p.add_argument("--on-error", choices=("fail", "skip"), default="fail")
+    p.add_argument("--separate", action="store_true",
+                   help="split touching / crossing chromosomes (all boxes of a metaphase together; "
+                        "flags separated / overlap; merged only where it failed)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     _workers(p)
     p.set_defaults(func=_import_tseng)
@@ -201,8 +204,9 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("build-dataset", help="raw tree → manifest + Parquet + dataset card")
     p.add_argument("raw", help="tree with class folders 0..23 (or 1..22, X, Y), optional metadata.csv")
     p.add_argument("out", help="new dataset folder")
-    p.add_argument("--split", choices=("auto", "grouped", "stratified"), default="auto",
-                   help="auto: grouped when metadata.csv names groups, else stratified")
+    p.add_argument("--split", choices=("auto", "grouped", "stratified", "from-metadata"), default="auto",
+                   help="auto: grouped when metadata.csv names groups, else stratified; from-metadata: the "
+                        "source's own split (metadata.csv column 'split': train/validation/test)")
     p.add_argument("--ratios", type=float, nargs=3, default=(0.8, 0.1, 0.1), metavar=("TRAIN", "VAL", "TEST"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--group-by", default="case_id", help="metadata.csv column naming the group (case)")

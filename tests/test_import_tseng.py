@@ -81,7 +81,33 @@ def test_metadata_columns_rows_cases_and_karyotypes(imported: Path) -> None:
         assert (r["chromosome_count"], r["karyotype_note"], r["karyotype_type"]) == (
             ("46", "", "normal") if normal else ("47", "18", "numerical"))
         assert r["name"] == labels.NAMES[int(r["label"])] and r["file"].startswith(f"{r['label']}/")
-        assert r["quality"] == "ok" or set(r["quality"].split(";")) <= {"merged", "low_fill", "empty"}
+        assert r["quality"] == "ok" or set(r["quality"].split(";")) <= {"separated", "overlap", "merged",
+                                                                           "low_fill", "empty"}
+        assert r["split"] == ("train" if normal else "test")  # the release's train.txt / test.txt
+
+
+def test_separate_cuts_merged_instances_and_says_so(imported: Path, tmp_path: Path) -> None:
+    report = import_tseng(FIXTURE, tmp_path / "sep", workers=1, separate=True, progress=False)
+    before = {r["file"]: r["quality"].split(";") for r in read_rows(imported)}
+    after = {r["file"]: r["quality"].split(";") for r in read_rows(tmp_path / "sep")}
+    assert after.keys() == before.keys() and report.n_instances == 139
+    assert sum("merged" in q for q in after.values()) <= 0.5 * sum("merged" in q for q in before.values())
+    assert report.quality["separated"] == sum("separated" in q for q in after.values()) >= 20
+    assert report.quality["merged"] == sum("merged" in q for q in after.values())
+    assert "separated" in report.summary() and not any("separated" in q for q in before.values())
+
+
+def test_split_files_are_optional_and_must_not_contradict(src_copy: Path, tmp_path: Path) -> None:
+    (src_copy / "train.txt").unlink()
+    (src_copy / "test.txt").unlink()
+    import_tseng(src_copy, tmp_path / "a", cells=["103181"], workers=1, progress=False)
+    rows = read_rows(tmp_path / "a")
+    assert {r["split"] for r in rows} == {""}
+    (src_copy / "train.txt").write_text("103181\n1051261\n")
+    (src_copy / "test.txt").write_text("1051261.jpg\n")
+    with pytest.raises(BadInputError, match=r"test.txt.*line 1: 1051261 is listed in both"):
+        import_tseng(src_copy, tmp_path / "b", workers=1, progress=False)
+    assert not (tmp_path / "b").exists()
 
 
 def test_case_id_rule() -> None:

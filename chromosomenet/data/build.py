@@ -24,6 +24,7 @@ from ..fsutil import atomic_write_text, staged_dir
 from .builder import ChromosomeNet
 from .card import write_card
 from .images import CANVAS
+from .official import metadata_split
 from .scan import ScanResult, scan_tree
 from .splits import SPLITS, assign_splits
 
@@ -34,7 +35,7 @@ MANIFEST_COLUMNS = ("file", "label", "group", "split", "sha256", "width", "heigh
 class BuildConfig:
     raw: Path
     out: Path
-    split: str = "auto"               # grouped | stratified | auto (grouped when groups are known)
+    split: str = "auto"               # grouped | stratified | from-metadata | auto (grouped when groups are known)
     ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
     seed: int = 0
     group_by: str = "case_id"         # metadata.csv column that names the group (case / person)
@@ -170,12 +171,19 @@ def build_dataset(cfg: BuildConfig) -> BuildReport:
     notes = (["class folders 1..24 read as one-based class numbers (23 = X, 24 = Y)"]
              if scan.layout == "one-based" else [])
     y = [r.label for r in scan.records]
-    splits = assign_splits(y, groups, policy, cfg.ratios, cfg.seed)
+    if policy == "from-metadata":
+        splits, more_notes, more_warnings = metadata_split(scan, y, groups, cfg.group_by, cfg.ratios, cfg.seed)
+        notes, warnings = notes + more_notes, warnings + more_warnings
+    else:
+        splits = assign_splits(y, groups, policy, cfg.ratios, cfg.seed)
     manifest = _manifest_csv(scan, groups, splits)
     counts = {s: [0] * labels.NUM_CLASSES for s in SPLITS}
     for label, s in zip(y, splits):
         counts[s][label] += 1
     empty = [s for s in SPLITS if not sum(counts[s])]
+    if empty and policy == "from-metadata":
+        raise DatasetError(f"{cfg.raw / 'metadata.csv'}: its split column names no {' or '.join(empty)} files; "
+                           f"mark some, or use --split grouped")
     if empty:
         raise DatasetError(f"{cfg.raw}: split {', '.join(empty)} would be empty ({len(y)} images, ratios "
                            f"{'/'.join(f'{r:g}' for r in cfg.ratios)}); add images or change --ratios")

@@ -33,6 +33,13 @@ _POLICY_TEXT = {
                    "shuffled with the seed and cut so every class is within one instance of its share of "
                    "every split. Cells of one case can fall in different splits; prefer the grouped "
                    "split for claims about new patients."),
+    "from-metadata": ("**from the source's metadata**: each image is in the split its release assigns "
+                      "(the `split` column of the raw tree's `metadata.csv`, `val` read as validation), "
+                      "not one drawn by this tool, so scores compare with others using the official "
+                      "split. Ratios and seed matter only where validation had to be carved out of train "
+                      "(said in a note below). Whether one `{group_by}` has images in several splits is "
+                      "the release's choice: the build checks it where groups are known and warns below "
+                      "if so."),
 }
 
 
@@ -90,6 +97,7 @@ names = ds["train"].features["label"].names  # ['1', ..., '22', 'X', 'Y']
 ## Splits
 
 Policy: {policy}
+
 {"".join(f"**Warning:** {w}" + chr(10) + chr(10) for w in report.warnings)}{"".join(f"Note: {n}." + chr(10) + chr(10) for n in report.notes)}Ratios {'/'.join(f'{r:g}' for r in report.ratios)}, seed {report.seed}. The split is fixed in `manifest.csv`
 (sha256 `{report.manifest_sha256}`): the same input and seed give a byte-identical manifest.
 

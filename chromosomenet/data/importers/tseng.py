@@ -9,12 +9,14 @@ Input (``SRC``, as released)::
     24_chromosomes_object/JEPG/<stem>.jpg         (``JPEG`` spelling accepted too)
     24_chromosomes_object/annotations/<stem>.xml  (VOC objects named A1 … G22, X, Y)
     normal.csv, number_abnormalities.csv, structural_abnormalities.csv   (optional)
+    train.txt, test.txt                        (optional) the release's split, one stem per line
 
 Output (``OUT``)::
 
     0/ … 23/<stem>_<k:02d>.png   one chromosome per file, k = object index in the XML;
                                  300×300 grey, white background, isolated, unscaled, centred
-    metadata.csv                 one row per PNG (see ``COLUMNS``), sorted by ``file``
+    metadata.csv                 one row per PNG (see ``COLUMNS``), sorted by ``file``; its
+                                 ``split`` column is the release's (``--split from-metadata``)
 
 Case ids (needed for case-grouped splits): a stem is the case id followed by one digit for the
 cell, after dropping a trailing ``_N`` suffix: ``1050761`` → case ``105076``; ``1050213_1`` →
@@ -45,14 +47,17 @@ from ...errors import BadInputError
 from ...fsutil import atomic_write_text, staged_dir
 from . import voc
 from .isolate import metaphase_threshold, place_on_canvas
-from .separate import isolate_all
+from .separate import isolate_boxes
 from .voc import Box
 
 COLUMNS = ("file", "label", "name", "case_id", "cell_id", "source_image", "xmin", "ymin", "xmax",
-           "ymax", "scale", "quality", "chromosome_count", "karyotype_note", "karyotype_type")
+           "ymax", "scale", "quality", "chromosome_count", "karyotype_note", "karyotype_type", "split")
 FLAGS = ("separated", "overlap", "merged", "low_fill", "empty", "scaled")
 KARYOTYPE_CSVS = (("normal.csv", "normal"), ("number_abnormalities.csv", "numerical"),
                   ("structural_abnormalities.csv", "structural"))  # later files win on overlap
+# The release's own image-level split (one stem per line); it puts cells of one case on both sides,
+# so `build-dataset --split from-metadata` warns about it and `grouped` stays the default.
+SPLIT_FILES = (("train.txt", "train"), ("test.txt", "test"))
 ROOT = "24_chromosomes_object"
 IMAGE_DIRS = ("JEPG", "JPEG")  # the release spells it JEPG
 
@@ -68,10 +73,8 @@ Kuo C.-E., "An Open Dataset of Annotated Metaphase Cell Images for Chromosome Id
 *Scientific Data* 10, 104 (2023), doi:10.1038/s41597-023-02003-7 (amniotic fluid cells, Taichung
 Veterans General Hospital), released as open data under the Creative Commons Attribution 4.0
 license (CC BY 4.0). Changes: each boxed chromosome was isolated from overlapping neighbours
-(global Otsu threshold, the box's component; touching and crossing chromosomes split by a
-box-marker watershed) and placed unscaled on a white 300x300 canvas; `quality` flags instances
-that were cut from a neighbour (`separated`), share a crossing (`overlap`), still carry part of
-a neighbour (`merged`) or fill little of their box.
+(global Otsu threshold, the box's component{how}) and placed unscaled on a white 300x300 canvas;
+`quality` flags instances {flags}or fill little of their box.
 
 ```bibtex
 @article{tseng2023open,
@@ -86,6 +89,11 @@ a neighbour (`merged`) or fill little of their box.
 }
 ```
 """
+
+SEPARATED = ("; touching and crossing chromosomes split by a box-marker watershed",
+             "cut from a neighbour (`separated`), sharing a crossing (`overlap`), still carrying\n"
+             "part of a neighbour (`merged`) ")
+NOT_SEPARATED = ("", "that still touch a neighbour (`merged`) ")
 
 Problem = tuple[str, str, str]  # (path, problem, fix): BadInputError's arguments, picklable
 
@@ -126,6 +134,7 @@ class _Cell:
     xml: Path
     source_image: str  # posix, relative to SRC
     karyotype: tuple[str, str, str]  # chromosome_count, karyotype_note, karyotype_type
+    split: str = ""  # the release's split (train / test), empty when it lists the image in neither
 
 
 def _release_dirs(src: Path) -> tuple[Path, Path]:
@@ -159,6 +168,24 @@ def _read_karyotypes(src: Path) -> dict[str, tuple[str, str, str]]:
     return out
 
 
+def _read_splits(src: Path) -> dict[str, str]:
+    """stem → train / test from the release's train.txt / test.txt (those present)."""
+    out: dict[str, str] = {}
+    for name, split in SPLIT_FILES:
+        path = src / name
+        if not path.is_file():
+            continue
+        for line, stem in enumerate(path.read_text(encoding="utf-8-sig").split("\n"), start=1):
+            stem = Path(stem.strip()).stem
+            if not stem:
+                continue
+            if out.get(stem, split) != split:
+                raise BadInputError(path, f"line {line}: {stem} is listed in both train.txt and test.txt",
+                                    "remove it from one of them")
+            out[stem] = split
+    return out
+
+
 def _cells(src: Path, cells: Sequence[str] | None) -> tuple[list[_Cell], list[Problem]]:
     """Pair JPEGs with XMLs (by stem); unpaired files become problems."""
     images, annotations = _release_dirs(src)
@@ -172,7 +199,7 @@ def _cells(src: Path, cells: Sequence[str] | None) -> tuple[list[_Cell], list[Pr
             raise BadInputError(src, f"cells not in the release: {', '.join(unknown)}",
                                 "check the stems (image names without .jpg)")
         stems = [s for s in stems if s in wanted]
-    karyotypes = _read_karyotypes(src)
+    karyotypes, splits = _read_karyotypes(src), _read_splits(src)
     found, problems = [], []
     for s in stems:
         if s not in xmls:
@@ -181,7 +208,7 @@ def _cells(src: Path, cells: Sequence[str] | None) -> tuple[list[_Cell], list[Pr
             problems.append((str(xmls[s]), "annotation has no image", f"add {images.name}/{s}.jpg or remove it"))
         else:
             found.append(_Cell(s, jpgs[s], xmls[s], jpgs[s].relative_to(src).as_posix(),
-                               karyotypes.get(s, ("", "", "unknown"))))
+                               karyotypes.get(s, ("", "", "unknown")), splits.get(s, "")))
     return found, problems
 
 
@@ -234,10 +261,11 @@ def _row(cell: _Cell, k: int, label: int, box: Box, scale: float, flags: Sequenc
             "xmin": str(box[0]), "ymin": str(box[1]), "xmax": str(box[2]), "ymax": str(box[3]),
             "scale": repr(float(f"{scale:.6g}")), "quality": ";".join(flags) or "ok",
             "chromosome_count": cell.karyotype[0], "karyotype_note": cell.karyotype[1],
-            "karyotype_type": cell.karyotype[2]}
+            "karyotype_type": cell.karyotype[2], "split": cell.split}
 
 
-def _process(cell: _Cell, out: Path, canvas: int, stop_early: bool) -> tuple[list[dict[str, str]], list[Problem]]:
+def _process(cell: _Cell, out: Path, canvas: int, stop_early: bool,
+             separate: bool) -> tuple[list[dict[str, str]], list[Problem]]:
     """Write one metaphase's PNGs under ``out``; return its metadata rows and problems."""
     try:
         objects = _parse_voc(cell.xml)
@@ -258,7 +286,7 @@ def _process(cell: _Cell, out: Path, canvas: int, stop_early: bool) -> tuple[lis
             continue
         valid.append((k, label, box, clipped))
     rows: list[dict[str, str]] = []
-    for (k, label, box, _), iso in zip(valid, isolate_all(gray, thr, [v[3] for v in valid])):
+    for (k, label, box, _), iso in zip(valid, isolate_boxes(gray, thr, [v[3] for v in valid], separate)):
         img, scale = place_on_canvas(iso.crop, canvas)
         row = _row(cell, k, label, box, scale, iso.flags + (("scaled",) if scale < 1 else ()))
         # zlib level 3: half the encode time of the default 6 for 15 % bigger files (measured)
@@ -267,11 +295,11 @@ def _process(cell: _Cell, out: Path, canvas: int, stop_early: bool) -> tuple[lis
     return rows, problems
 
 
-def _run(cells: list[_Cell], out: Path, canvas: int, stop_early: bool, workers: int,
+def _run(cells: list[_Cell], out: Path, canvas: int, stop_early: bool, separate: bool, workers: int,
          progress: bool) -> Iterator[tuple[list[dict[str, str]], list[Problem]]]:
     """Results per metaphase in input order, whatever the worker count (→ deterministic output)."""
     bar = tqdm(total=len(cells), disable=not progress, unit="img", desc="import tseng")
-    args = ([out] * len(cells), [canvas] * len(cells), [stop_early] * len(cells))
+    args = ([out] * len(cells), [canvas] * len(cells), [stop_early] * len(cells), [separate] * len(cells))
     try:
         if workers == 1:
             results: Iterable = map(_process, cells, *args)
@@ -294,12 +322,13 @@ def _tick(results: Iterable, bar: tqdm) -> Iterator:
 
 def import_tseng(src: str | Path, out: str | Path, *, workers: int | None = None,
                  cells: Sequence[str] | None = None, canvas: int = 300, overwrite: bool = False,
-                 on_error: str = "fail", progress: bool = True) -> ImportReport:
+                 on_error: str = "fail", separate: bool = False, progress: bool = True) -> ImportReport:
     """Convert the Tseng release at ``src`` into the paper's raw layout at ``out`` (atomically).
 
     ``cells`` limits the import to those stems. ``on_error="fail"`` raises
     :class:`BadInputError` on the first bad file; ``"skip"`` skips the bad metaphase (or just the
-    bad object) and lists it in ``ImportReport.skipped``. ``workers`` processes (default: all
+    bad object) and lists it in ``ImportReport.skipped``. ``separate`` splits touching and crossing
+    chromosomes (:mod:`.separate`; opt-in until a model trained on it beats the shipped one). ``workers`` processes (default: all
     cores; 1 = in-process) give byte-identical output.
     """
     if on_error not in ("fail", "skip"):
@@ -318,7 +347,7 @@ def import_tseng(src: str | Path, out: str | Path, *, workers: int | None = None
     with staged_dir(out, overwrite) as tmp:
         for i in range(labels.NUM_CLASSES):
             (tmp / str(i)).mkdir()
-        with closing(_run(todo, tmp, canvas, fail, workers, progress)) as results:  # stop workers first
+        with closing(_run(todo, tmp, canvas, fail, separate, workers, progress)) as results:  # stop workers first
             for cell_rows, cell_problems in results:
                 if cell_problems and fail:
                     raise BadInputError(*cell_problems[0])
@@ -331,7 +360,8 @@ def import_tseng(src: str | Path, out: str | Path, *, workers: int | None = None
         writer.writeheader()
         writer.writerows(rows)
         atomic_write_text(tmp / "metadata.csv", buf.getvalue())
-        atomic_write_text(tmp / "ATTRIBUTION.md", ATTRIBUTION)
+        how, flags = SEPARATED if separate else NOT_SEPARATED
+        atomic_write_text(tmp / "ATTRIBUTION.md", ATTRIBUTION.replace("{how}", how).replace("{flags}", flags))
         for i in range(labels.NUM_CLASSES):  # a subset without, say, Y must not leave an empty folder
             if not any((tmp / str(i)).iterdir()):
                 (tmp / str(i)).rmdir()
