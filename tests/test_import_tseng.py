@@ -103,6 +103,8 @@ def test_split_files_are_optional_and_must_not_contradict(src_copy: Path, tmp_pa
     import_tseng(src_copy, tmp_path / "a", cells=["103181"], workers=1, progress=False)
     rows = read_rows(tmp_path / "a")
     assert {r["split"] for r in rows} == {""}
+    report = import_tseng(FIXTURE, tmp_path / "c", workers=1, progress=False)
+    assert "release split (metaphases): test 1, train 2" in report.summary()
     (src_copy / "train.txt").write_text("103181\n1051261\n")
     (src_copy / "test.txt").write_text("1051261.jpg\n")
     with pytest.raises(BadInputError, match=r"test.txt.*line 1: 1051261 is listed in both"):

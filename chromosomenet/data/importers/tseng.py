@@ -107,6 +107,7 @@ class ImportReport:
     n_scaled: int = 0
     quality: dict[str, int] = field(default_factory=lambda: dict.fromkeys(("ok",) + FLAGS, 0))
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    splits: dict[str, int] = field(default_factory=dict)  # metaphases per release split ("" = in neither list)
     seconds: float = 0.0
     workers: int = 1
 
@@ -116,6 +117,9 @@ class ImportReport:
                  f"({self.seconds:.1f} s, {self.workers} workers, {rate:.0f} instances/s)",
                  "quality: " + ", ".join(f"{k} {v}" for k, v in self.quality.items()),
                  "per class: " + " ".join(f"{k}:{v}" for k, v in self.per_class.items())]
+        if self.splits:
+            lines.append("release split (metaphases): " + ", ".join(f"{k or 'in neither train.txt nor test.txt'} {v}"
+                                                                   for k, v in sorted(self.splits.items())))
         if self.skipped:
             lines.append(f"skipped {len(self.skipped)}, first: {self.skipped[0][0]}: {self.skipped[0][1]}")
         return "\n".join(lines)
@@ -368,6 +372,8 @@ def import_tseng(src: str | Path, out: str | Path, *, workers: int | None = None
     flags = Counter(f for r in rows for f in r["quality"].split(";"))
     report.quality.update({k: flags.get(k, 0) for k in report.quality})
     report.per_class.update(Counter(r["name"] for r in rows))
+    if any(c.split for c in todo):
+        report.splits = dict(Counter(c.split for c in todo))
     report.n_instances, report.n_scaled = len(rows), flags.get("scaled", 0)
     report.skipped = [(p, f"{why}; {fix}") for p, why, fix in problems]
     report.seconds = time.perf_counter() - start
