@@ -82,11 +82,19 @@ Load it after `import chromosomenet` (which registers the architecture with timm
 """
 
 
+def repo_name(model: str) -> str:
+    """Hub repo name of a model: ``chromosomenet-resnet50``, ``chromosomenet-view-resnet18``."""
+    return model.replace("_", "-") if model.startswith("chromosomenet") else f"chromosomenet-{model}"
+
+
 def write_card(run_dir: str | Path, facts: dict, metrics: dict | None, cm=None) -> None:
     """README.md model card (+ confusion.png) from the run's facts and its test metrics."""
     run_dir = Path(run_dir)
     name = facts["model"]
+    repo = repo_name(name)
     is_hub_id = "/" in facts["dataset_id"] and not Path(facts["dataset_id"]).exists()
+    # a local build is named by its folder (the manifest hash identifies it), never by a machine's path
+    data_shown = facts["dataset_id"] if is_hub_id else f"a local build ({Path(facts['dataset_id']).name})"
     results = []
     if metrics and cm is not None:  # None: re-rendering a card whose confusion.png already exists
         confusion_png(cm, run_dir / "confusion.png", f"{name}, test split")
@@ -102,13 +110,13 @@ def write_card(run_dir: str | Path, facts: dict, metrics: dict | None, cm=None) 
                          datasets=[facts["dataset_id"]] if is_hub_id else None,
                          tags=["image-classification", "timm", "chromosome", "karyotype", "cytogenetics",
                                "g-banding", "medical"],
-                         model_name=f"chromosomenet-{name}", eval_results=results or None)
+                         model_name=repo, eval_results=results or None)
     metric_rows = [[k, pct(metrics[k])] for k in ("accuracy", "precision", "sensitivity",
                                                              "specificity", "f1")] if metrics else []
     per_class = [[c, pct(v)] for c, v in metrics["per_class_accuracy"].items()] if metrics else []
     recipe = [[k, v] for k, v in facts["recipe"].items()]
     body = f"""
-# chromosomenet-{name}
+# {repo}
 
 `{name}` (timm) fine-tuned to classify single G-banded chromosome images into the 24 classes
 `1`…`22`, `X`, `Y`, following the ChromosomeNet baselines (Lin et al., 2022). Input: one chromosome
@@ -118,7 +126,7 @@ Initial weights: **{facts['init']}**.
 
 ## Training
 
-Data: `{facts['dataset_id']}` — split policy **{facts['split_policy']}**, manifest sha256
+Data: {data_shown} — split policy **{facts['split_policy']}**, manifest sha256
 `{facts['manifest_sha256']}`; {facts['n_train']} train / {facts['n_val']} validation / {facts['n_test']} test images.
 Best epoch {facts['best_epoch']} of {facts['epochs_run']} (validation loss {facts['best_val_loss']:.4f}); seed {facts['seed']}.
 
@@ -138,7 +146,7 @@ Best epoch {facts['best_epoch']} of {facts['epochs_run']} (validation loss {fact
 import timm, torch
 from PIL import Image
 
-model = timm.create_model("hf-hub:ORG/chromosomenet-{name}", pretrained=True).eval()  # or "local-dir:PATH"
+model = timm.create_model("hf-hub:ORG/{repo}", pretrained=True).eval()  # or "local-dir:PATH"
 cfg = timm.data.resolve_data_config({{}}, model=model)
 transform = timm.data.create_transform(**cfg)
 image = Image.open("chromosome.png").convert("{'L' if facts['in_chans'] == 1 else 'RGB'}")
@@ -149,7 +157,7 @@ print(model.pretrained_cfg["label_names"][probs.argmax()])
 ```python
 from transformers import pipeline
 
-classify = pipeline("image-classification", model="ORG/chromosomenet-{name}")  # or a local folder
+classify = pipeline("image-classification", model="ORG/{repo}")  # or a local folder
 classify("chromosome.png")  # [{{'label': '21', 'score': ...}}, ...]
 ```
 
