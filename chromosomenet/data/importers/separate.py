@@ -19,10 +19,10 @@ Flags (order: separated, overlap, merged, low_fill, empty):
   stays in pieces after the crossing step, or its blob still runs out of the box into ink that
   no box claims (unannotated debris, a nucleus).
 
-Opt-in for now (``import-tseng --separate``): it cuts ``merged`` from 33 % to 9 % of instances,
-but the shipped classifier, trained on the import without it, scores the formerly-merged
-instances lower after separation (84.2 % → 81.5 % on 3,847 of unseen cases; bench/RESULTS.md):
-the default changes with a model trained on separated instances that beats it.
+Opt-in for now (``import-tseng --separate``): it cuts ``merged`` from 38 % to 15 % of instances,
+but the shipped classifier, trained on the import without it, gains little on the formerly
+merged instances (84.2 % → 84.5 % on 3,847 of unseen cases; bench/RESULTS.md): the default
+changes with a model trained on separated instances that beats it.
 """
 from __future__ import annotations
 
