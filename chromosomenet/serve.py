@@ -228,21 +228,18 @@ def karyotype_metaphase(engine: Engine, image_path: str | Path, xml_path: str | 
             gray = np.asarray(im.convert("L"))
     except (OSError, SyntaxError, ValueError):
         raise UploadError(img.name, "is truncated or damaged", "upload the complete metaphase image") from None
-    thr = metaphase_threshold(gray)
-    clipped = []
-    for k, name, raw_box in boxes:
-        box = voc.clip(raw_box, w, h)
+    clipped = [voc.clip(b, w, h) for _, _, b in boxes]
+    for (k, _, raw_box), box in zip(boxes, clipped):
         if box is None:
             raise UploadError(ann.name, f"box {k} {raw_box} lies outside the {w}×{h} image",
                               "upload the annotation that belongs to this image")
-        clipped.append(box)
-    isos = isolate_boxes(gray, thr, clipped, separate=False)  # as the shipped model's training import
+    # separate=False: as the import the shipped model was trained on
+    isos = isolate_boxes(gray, metaphase_threshold(gray), clipped, separate=False)
     canvases = [np.asarray(place_on_canvas(iso.crop, CANVAS)[0]) for iso in isos]
     ids = [f"{Path(img.name).stem}_{k:02d}" for k, _, _ in boxes]
-    truth = [_annotated(name) for _, name, _ in boxes]
     result = karyotype_canvases(engine, canvases, ids, out_dir, f"metaphase {Path(img.name).stem}")
-    for row, t in zip(result.rows, truth):
-        row["annotated"] = t
+    for row, (_, name, _) in zip(result.rows, boxes):
+        row["annotated"] = _annotated(name)
     return result
 
 
