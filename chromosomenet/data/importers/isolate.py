@@ -111,7 +111,7 @@ def finish(box_crop: np.ndarray, mask: np.ndarray, ring: float, flags: tuple[str
     """The instance from its box-sized ``mask``; ``flags`` (from separation) come first."""
     fill = float(mask.mean())
     more = tuple(f for f, hit in (("merged", ring > MERGED_RING_FRACTION), ("low_fill", fill < LOW_FILL))
-                 if hit and f not in flags)
+                 if hit)
     return Isolated(np.where(mask, box_crop, np.uint8(255)), flags + more, fill, ring)
 
 

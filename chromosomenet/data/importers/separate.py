@@ -2,22 +2,23 @@
 
 Each box first chooses its chromosome's dark component as :mod:`.isolate` does on its own. Boxes
 whose components are one and the same blob of ink (touching or crossing chromosomes) are then
-split by a marker-controlled watershed (scikit-image) over that blob: annotation boxes are tight,
-so a dark pixel that lies in exactly one of the boxes can only be that box's chromosome — those
-are the markers — and only the pixels that several boxes share are contested. They flood from
-the markers over the negated distance transform of the blob, so the cut runs through the blob's
-narrow necks (where two chromosomes touch) rather than through a pale band: on the synthetic
-metaphases of ``tests/test_separate.py`` the grey image as landscape gave IoU 0.69-0.93 with the
-truth, the distance transform 0.90-0.99 (and 9.1 % vs 8.9 % still merged on 40 real metaphases). A box that the others cut into pieces crosses
-them: the pixels of its pieces' convex hull that the others won are copied into it — a crossing
-belongs to both chromosomes.
+split by a marker-controlled watershed (scikit-image) over that blob. An annotation box encloses
+its chromosome (loosely), so a dark pixel that lies in exactly one of the boxes can only be that
+box's chromosome: those are the markers, and only the pixels several boxes share are contested.
+They flood from the markers over the negated distance transform of the blob, so the cut runs
+through the blob's narrow necks (where two chromosomes touch) rather than through a pale band
+(on the synthetic metaphases of ``tests/test_separate.py`` the grey image as landscape gave IoU
+0.69-0.93 with the truth, the distance transform 0.90-0.99). A box that the others cut into
+pieces crosses them: the pixels of its pieces' convex hull that the others won are copied into
+it — a crossing belongs to both chromosomes.
 
 Flags (order: separated, overlap, merged, low_fill, empty):
 - ``separated``: pixels of this box's blob went to another box (a cut was made);
 - ``overlap``: pixels are shared with a crossing chromosome;
-- ``merged``: separation failed — the box has no pixel of its own (it lies inside others), it
-  stays in pieces after the crossing step, or its blob still runs out of the box into ink that
-  no box claims (unannotated debris, a nucleus).
+- ``merged``: separation failed and the box keeps its crop from on its own — it has no pixel of
+  its own (it lies inside others), it stays in pieces after the crossing step, or it covers its
+  box less than unmerged chromosomes do (``MIN_SPAN``); or its blob still runs out of the box into
+  ink that no box claims (unannotated debris, a nucleus).
 
 Opt-in for now (``import-tseng --separate``): it cuts ``merged`` from 38 % to 15 % of instances,
 but the shipped classifier, trained on the import without it, gains little on the formerly
