@@ -18,7 +18,7 @@ from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from ..view import ViewSpec, canonical_view, quantize
+from ..view import VIEW_VERSION, ViewSpec, canonical_view, quantize
 from .transforms import CanvasImages
 
 
@@ -62,7 +62,7 @@ def _cache_root() -> Path:
 def cached(split, split_name: str, data_id: str, spec: ViewSpec, *, workers: int = 0,
            progress: bool = True) -> ViewCache:
     """:func:`compute`, reusing (and writing) a cache file for the same data, split and view."""
-    key = hashlib.sha256(json.dumps([data_id, split_name, spec.to_dict(), len(split)]).encode()).hexdigest()[:24]
+    key = hashlib.sha256(json.dumps([data_id, split_name, spec.to_dict(), len(split), VIEW_VERSION]).encode()).hexdigest()[:24]
     path = _cache_root() / f"{split_name}-{key}.safetensors"
     if path.exists():
         t = load_file(str(path))

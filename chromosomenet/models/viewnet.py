@@ -50,7 +50,7 @@ class ViewNet(nn.Module):
 
     def view(self, x: torch.Tensor) -> tuple[torch.Tensor, ViewInfo]:
         """Canvases (B, C, H, W) in [0, 1] → uint8 views (B, 1, h, w) and their facts."""
-        grey = x.float().mean(1, keepdim=True).clamp_(0, 1)
+        grey = (x.float() if x.shape[1] == 1 else x.float().mean(1, keepdim=True)).clamp(0, 1)
         view, info = canonical_view(grey, self.spec)
         return quantize(view), info
 
