@@ -24,9 +24,9 @@ Flags (order: separated, overlap, merged, low_fill, empty):
   crossing step, or it covers its box less than unmerged chromosomes do (``MIN_SPAN``); or its
   blob still runs out of the box into ink that no box claims (unannotated debris, a nucleus).
 
-Opt-in for now (``import-tseng --separate``): it cuts ``merged`` from 38 % to 15 % of instances,
+Opt-in for now (``import-tseng --separate``): it cuts ``merged`` from 38 % to 13 % of instances,
 but the shipped classifier, trained on the import without it, gains little on the formerly
-merged instances (84.2 % → 84.5 % on 3,847 of unseen cases; bench/RESULTS.md): the default
+merged instances (84.2 % → 84.4 % on 3,847 of unseen cases; bench/RESULTS.md): the default
 changes with a model trained on separated instances that beats it.
 """
 from __future__ import annotations
