@@ -111,7 +111,8 @@ def disk(mask: np.ndarray, op=np.logical_or) -> np.ndarray:
     its corners), outside the array empty, as ``scipy.ndimage.binary_dilation`` / ``_erosion``
     give: that disk is a 3×3 square dilated by a plus, so eight shifted views do it, 1.2-4× faster
     on box-sized masks."""
-    p = np.pad(mask, 2)
+    p = np.zeros((mask.shape[0] + 4, mask.shape[1] + 4), bool)  # np.pad costs more than the shifts
+    p[2:-2, 2:-2] = mask
     rows = op(op(p[:, :-2], p[:, 1:-1]), p[:, 2:])
     square = op(op(rows[:-2], rows[1:-1]), rows[2:])
     out = op(square[1:-1, 1:-1], square[:-2, 1:-1])
