@@ -196,7 +196,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--on-error", choices=("fail", "skip"), default="fail")
     p.add_argument("--separate", action="store_true",
                    help="split touching / crossing chromosomes (all boxes of a metaphase together; "
-                        "flags separated / overlap; merged only where it failed)")
+                        "flags separated / overlap; merged only where it failed): the import the "
+                        "shipped model was trained on")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     _workers(p)
     p.set_defaults(func=_import_tseng)

@@ -233,8 +233,8 @@ def karyotype_metaphase(engine: Engine, image_path: str | Path, xml_path: str | 
         if box is None:
             raise UploadError(ann.name, f"box {k} {raw_box} lies outside the {w}×{h} image",
                               "upload the annotation that belongs to this image")
-    # separate=False: as the import the shipped model was trained on
-    isos = isolate_boxes(gray, metaphase_threshold(gray), clipped, separate=False)
+    # separate=True: as the import the shipped model was trained on (touching chromosomes split)
+    isos = isolate_boxes(gray, metaphase_threshold(gray), clipped, separate=True)
     canvases = [np.asarray(place_on_canvas(iso.crop, CANVAS)[0]) for iso in isos]
     ids = [f"{Path(img.name).stem}_{k:02d}" for k, _, _ in boxes]
     result = karyotype_canvases(engine, canvases, ids, out_dir, f"metaphase {Path(img.name).stem}")

@@ -332,7 +332,7 @@ def import_tseng(src: str | Path, out: str | Path, *, workers: int | None = None
     ``cells`` limits the import to those stems. ``on_error="fail"`` raises
     :class:`BadInputError` on the first bad file; ``"skip"`` skips the bad metaphase (or just the
     bad object) and lists it in ``ImportReport.skipped``. ``separate`` splits touching and crossing
-    chromosomes (:mod:`.separate`; opt-in until a model trained on it beats the shipped one). ``workers`` processes (default: all
+    chromosomes (:mod:`.separate`; the shipped model was trained on it). ``workers`` processes (default: all
     cores; 1 = in-process) give byte-identical output.
     """
     if on_error not in ("fail", "skip"):
