@@ -157,8 +157,9 @@ def _band_seeds(markers: np.ndarray, contested: np.ndarray, inbox: list[tuple[sl
     on, near = np.zeros_like(holds), np.zeros_like(holds)
     bandless = np.zeros(len(inbox), bool)
     own = np.argwhere(markers > 0)
-    order = np.argsort(markers[own[:, 0], own[:, 1]], kind="stable")
-    by_box = np.split(own[order], np.cumsum(np.bincount(markers[own[:, 0], own[:, 1]], minlength=len(inbox) + 1))[:-1])
+    label = markers[own[:, 0], own[:, 1]]  # one sort groups every box's own pixels
+    ends = np.cumsum(np.bincount(label, minlength=len(inbox) + 1))[:-1]
+    by_box = np.split(own[np.argsort(label, kind="stable")], ends)
     for k in range(len(inbox)):
         band = _band(by_box[k + 1], dist)
         if band is None:
