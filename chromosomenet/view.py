@@ -91,7 +91,7 @@ def canonical_view(canvas: torch.Tensor, spec: ViewSpec = ViewSpec()) -> tuple[t
     # centroid exact; the axis loses only the spread inside blocks, the same in every direction.
     f = MEASURE_BLOCK if h % MEASURE_BLOCK == 0 and w % MEASURE_BLOCK == 0 else 1
     ink = (inv - spec.ink_floor).clamp_(min=0)
-    blocks = block_mean(ink, f)[:, 0].double()                               # (B, H/f, W/f)
+    blocks = _block_mean(ink, f)[:, 0].double()                               # (B, H/f, W/f)
     dark = _block_reduce(ink, f, torch.maximum)[:, 0] > spec.extent_ink      # any dark pixel in the block
     hb, wb = blocks.shape[1:]
     # every raw moment up to order 3 in one batched product: sum ink · y^i · x^j = (Y^T · ink · X)[i, j],
@@ -149,7 +149,7 @@ def canonical_view(canvas: torch.Tensor, spec: ViewSpec = ViewSpec()) -> tuple[t
     grid = torch.stack([(2 * px + 1) / w - 1, (2 * py + 1) / h - 1], -1)      # align_corners=False
     # sample the ink (1 - grey) so that everything outside the canvas is white
     out = 1 - F.grid_sample(inv, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    out = block_mean(out, spec.downsample)
+    out = _block_mean(out, spec.downsample)
     return out.clamp_(0, 1), ViewInfo(angle=theta, scale=scale, centre=torch.stack([cx, cy], 1), blank=blank)
 
 
@@ -171,7 +171,7 @@ def _half_extent(dark: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor, cx: tor
     return torch.stack([along, across], 1)
 
 
-def block_mean(x: torch.Tensor, f: int) -> torch.Tensor:
+def _block_mean(x: torch.Tensor, f: int) -> torch.Tensor:
     """Means of f×f blocks of (…, H, W), H and W divisible by f: ``avg_pool2d``'s result from
     strided sums, about 3× faster on the CPU."""
     return x if f == 1 else _block_reduce(x, f, torch.add).mul_(1.0 / (f * f))
