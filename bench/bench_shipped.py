@@ -22,14 +22,15 @@ from chromosomenet.cells import NORMAL_ISCN, saved_costs
 from chromosomenet.data.loading import load_splits
 from chromosomenet.evaluate import PROB_COLUMNS
 from chromosomenet.karyotype import assign, flag, iscn
+from chromosomenet.review import forced_review
 
 
 def cell_summary(probs: np.ndarray, y: np.ndarray, cells: np.ndarray, kinds: dict[str, str], costs,
-                 threshold: float) -> dict:
+                 threshold: float, forced: np.ndarray) -> dict:
     exact_normal, exact_num, false_calls, correct, flagged = [], [], [], [], []
     for cell in sorted(set(cells)):
         idx = np.flatnonzero(cells == cell)
-        call = flag(assign(probs[idx], costs), threshold)
+        call = flag(assign(probs[idx], costs), threshold, forced[idx])
         truth = iscn(np.bincount(y[idx], minlength=labels.NUM_CLASSES))
         correct.append(np.asarray(call.labels) == y[idx])
         flagged.append(np.asarray(call.flags))
@@ -65,9 +66,12 @@ def main() -> None:
         print(f"| {name} | {mask.sum():,} | {100 * (pred[mask] == y[mask]).mean():.2f} |")
     split = load_splits(a.data, need=(a.split,))[a.split]
     kinds = dict(zip(map(str, split["cell_id"]), split["karyotype_type"]))
+    # always reviewed, as `karyotype` does: by the dataset's own quality flags (its import, not --raw's)
+    row = {f: i for i, f in enumerate(split["file"])}
+    forced = forced_review(np.asarray(split["quality"])[[row[f] for f in table["id"]]])
     costs, threshold, _ = saved_costs(a.costs)
-    model = cell_summary(probs, y, cells, kinds, costs, threshold)
-    uniform = cell_summary(np.full_like(probs, 1 / labels.NUM_CLASSES), y, cells, kinds, costs, threshold)
+    model = cell_summary(probs, y, cells, kinds, costs, threshold, forced)
+    uniform = cell_summary(np.full_like(probs, 1 / labels.NUM_CLASSES), y, cells, kinds, costs, threshold, forced)
     f = lambda v: "–" if v is None else f"{100 * v:.2f}"  # noqa: E731
     print(f"\ncells: {len(set(cells))} ({model['n_normal']} normal 46,XX/46,XY; {model['n_numerical']} numerically "
           f"abnormal); costs and threshold {threshold:.4f} from {a.costs}\n")
@@ -78,6 +82,7 @@ def main() -> None:
                        ("unflagged", "accuracy of the unflagged %")):
         print(f"| {label} | {f(model[key])} | {f(uniform[key])} |")
     print(f"| false aneuploidy calls per 100 normal cells | {model['false_per_100']:.1f} | {uniform['false_per_100']:.1f} |")
+    print(f"\n(flagged includes the {100 * forced.mean():.2f} % always reviewed for their quality flags)")
     print(json.dumps({"threshold": threshold}))
 
 

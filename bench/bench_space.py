@@ -28,7 +28,8 @@ import torch
 
 import chromosomenet
 from chromosomenet.models import hub
-from chromosomenet.serve import Engine, classify_chromosome, default_model_spec, karyotype_files, launch
+from chromosomenet.engine import Engine, classify_chromosome, karyotype_files
+from chromosomenet.serve import default_model_spec, launch
 
 CELL = "103181"  # a normal 46,XY cell of the embedded sample: 46 images
 

@@ -37,7 +37,7 @@ from .markdown import pct as pct_number
 from .markdown import table as md_table
 from .karyotype import (CellCall, KaryotypeCosts, assign, flag, iscn, pick_threshold, render_karyogram,
                         risk_coverage, tune_costs, write_call)
-from .review import unflagged
+from .review import ALWAYS_REVIEW, forced_review, unflagged
 
 NORMAL_ISCN = ("46,XX", "46,XY")
 DEFAULT_THRESHOLD = 0.9  # images mode without tuned costs: flag anything less than 90 % sure
@@ -55,6 +55,7 @@ class KaryotypeConfig:
     costs: str | None = None            # costs.json of an earlier dataset run (images mode)
     target_accuracy: float = 0.999      # of the unflagged chromosomes, when picking the threshold
     bound_level: float | None = 0.95    # the target must hold for the Clopper–Pearson bound (None: point estimate)
+    always_review: tuple[str, ...] = ALWAYS_REVIEW  # quality flags that send a chromosome to a person regardless
     batch_size: int = 128
     workers: int = 2
     progress: bool = True
@@ -69,14 +70,25 @@ def _cells(split) -> dict[str, np.ndarray]:
     return {c: np.flatnonzero(ids == c) for c in sorted(set(ids))}
 
 
-def _tune(probs: np.ndarray, y: np.ndarray, cells: dict[str, np.ndarray], target: float, level: float | None):
-    """(costs, review threshold, the tuning split's unflagged accuracy and bound at that threshold)."""
+def _forced(split, always: tuple[str, ...]) -> np.ndarray:
+    """Per row: does its quality flag send it to a person whatever the threshold (no column: none)."""
+    if "quality" not in split.column_names or not always:
+        return np.zeros(len(split), dtype=bool)
+    return forced_review(split["quality"], always)
+
+
+def _tune(probs: np.ndarray, y: np.ndarray, cells: dict[str, np.ndarray], target: float, level: float | None,
+          forced: np.ndarray):
+    """(costs, review threshold, the tuning split's unflagged accuracy and bound at that threshold).
+
+    The threshold is picked on the chromosomes not ``forced`` to review: those are flagged anyway."""
     costs = tune_costs([(probs[i], y[i]) for i in cells.values()])
     calls = [assign(probs[i], costs) for i in cells.values()]
     correct = np.concatenate([np.asarray(c.labels) == y[i] for c, i in zip(calls, cells.values())])
     conf = np.concatenate([np.asarray(c.confidence) for c in calls])
-    threshold = pick_threshold(correct, conf, target, level)
-    return costs, threshold, unflagged(correct, conf, threshold, level or 0.95)
+    free = ~np.concatenate([forced[i] for i in cells.values()])
+    threshold = pick_threshold(correct[free], conf[free], target, level) if free.any() else 1.0
+    return costs, threshold, unflagged(correct, conf, threshold, level or 0.95, ~free)
 
 
 def saved_costs(path: str) -> tuple[KaryotypeCosts, float, str]:
@@ -109,7 +121,7 @@ def karyotype_split(cfg: KaryotypeConfig) -> dict:
         tune_set = splits[cfg.tune_split]
         costs, threshold, tuned = _tune(predict(predictor, tune_set, cfg.batch_size, cfg.workers, cfg.progress),
                                         np.asarray(tune_set["label"]), _cells(tune_set), cfg.target_accuracy,
-                                        cfg.bound_level)
+                                        cfg.bound_level, _forced(tune_set, cfg.always_review))
         tuned_on = cfg.tune_split
     probs = predict(predictor, split, cfg.batch_size, cfg.workers, cfg.progress)
     y = np.asarray(split["label"])
@@ -117,9 +129,10 @@ def karyotype_split(cfg: KaryotypeConfig) -> dict:
     kinds = split["karyotype_type"] if "karyotype_type" in split.column_names else ["unknown"] * len(y)
     groups = split["group"] if "group" in split.column_names else [""] * len(y)
     canvases = CanvasImages(split)
+    forced = _forced(split, cfg.always_review)
     rows, correct, conf, flagged = [], [], [], []
     for cell, idx in tqdm(_cells(split).items(), desc="cells", disable=not cfg.progress):
-        call = flag(assign(probs[idx], costs), threshold)
+        call = flag(assign(probs[idx], costs), threshold, forced[idx])
         truth = iscn(np.bincount(y[idx], minlength=labels.NUM_CLASSES))
         ok = np.asarray(call.labels) == y[idx]
         correct.append(ok)
@@ -134,6 +147,7 @@ def karyotype_split(cfg: KaryotypeConfig) -> dict:
                      "accuracy_after": round(float(ok.mean()), 6), "flagged": int(np.sum(call.flags)),
                      "plausible": call.plausible, "message": call.message})
     correct_all, conf_all, flag_all = map(np.concatenate, (correct, conf, flagged))
+    forced_all = np.concatenate([forced[i] for i in _cells(split).values()])
     # Normal cells: of a normal case and annotated 46,XX / 46,XY. A normal case's spread that lost or
     # gained a chromosome shows its true count, so calling it 45,... is right, not a false call.
     normal = [r for r in rows if r["type"] == "normal" and r["true_iscn"] in NORMAL_ISCN]
@@ -152,7 +166,8 @@ def karyotype_split(cfg: KaryotypeConfig) -> dict:
         "threshold_rule": (f"Clopper–Pearson {100 * cfg.bound_level:g} % lower bound ≥ target" if cfg.bound_level
                            else "point estimate ≥ target") if tuned else f"from {tuned_on}",
         "tuning_unflagged": tuned,
-        "scored_unflagged": unflagged(correct_all, conf_all, threshold, cfg.bound_level or 0.95),
+        "always_review": list(cfg.always_review), "fraction_forced": float(forced_all.mean()),
+        "scored_unflagged": unflagged(correct_all, conf_all, threshold, cfg.bound_level or 0.95, forced_all),
         "fraction_flagged": float(flag_all.mean()),
         "accuracy_unflagged": float(correct_all[~flag_all].mean()) if (~flag_all).any() else None,
         "costs": asdict(costs), "tuned_on": tuned_on, "scored_split": cfg.split,
@@ -172,7 +187,8 @@ def _write_report(out: Path, rows: list[dict], s: dict, curve: dict) -> None:
     atomic_write_text(out / "cells.csv", buf.getvalue())
     atomic_write_text(out / "summary.json", json.dumps(s, indent=2) + "\n")
     atomic_write_text(out / "costs.json", json.dumps({"costs": s["costs"], "threshold": s["review_threshold"],
-                                                      "tuned_on": s["tuned_on"], "model": s["model"]}, indent=2) + "\n")
+                                                      "always_review": s["always_review"], "tuned_on": s["tuned_on"],
+                                                      "model": s["model"]}, indent=2) + "\n")
     risk_coverage_png(curve, out / "risk_coverage.png", s["review_threshold"])
     pct = lambda v: "–" if v is None else f"{pct_number(v)} %"  # noqa: E731
     table = md_table(["measure", "value"], [
@@ -187,6 +203,7 @@ def _write_report(out: Path, rows: list[dict], s: dict, curve: dict) -> None:
          "–" if s["false_aneuploidy_per_100_normal"] is None else f"{s['false_aneuploidy_per_100_normal']:.1f}"],
         [f"review threshold (tuned on {s['tuned_on']} for {100 * s['target_accuracy']:g} %)", f"{s['review_threshold']:.4f}"],
         ["flagged for review / accuracy of the unflagged", f"{pct(s['fraction_flagged'])} / {pct(s['accuracy_unflagged'])}"],
+        [f"of them always, by quality ({', '.join(s['always_review']) or 'none'})", pct(s["fraction_forced"])],
         ["threshold rule", s["threshold_rule"]],
         *([[f"unflagged on {s['tuned_on']}: accuracy / {100 * t['level']:g} % lower bound ({t['n']} chromosomes)",
             f"{pct(t['accuracy'])} / {pct(t['lower_bound'])}"]] if (t := s["tuning_unflagged"]) else []),

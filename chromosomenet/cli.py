@@ -94,7 +94,9 @@ def _karyotype(a: argparse.Namespace) -> None:
 
     cfg = KaryotypeConfig(run=a.run, out=Path(a.out), data=a.data, split=a.split, images=tuple(a.images or ()),
                           one_cell=a.one_cell, costs=a.costs, target_accuracy=a.target_accuracy, workers=a.workers,
-                          bound_level=a.bound_level or None)
+                          bound_level=a.bound_level or None,
+                          **({} if a.always_review is None else
+                             {"always_review": tuple(f for f in a.always_review.split(",") if f)}))
     if a.data:
         s = karyotype_split(cfg)
         print(f"{s['cells']} cells: instance accuracy {100 * s['instance_accuracy_before']:.2f}% → "
@@ -278,6 +280,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--target-accuracy", type=float, default=0.999, help="of the unflagged, when tuning the threshold")
     p.add_argument("--bound-level", type=float, default=0.95,
                    help="the target must hold for this one-sided Clopper–Pearson bound on validation (0: point estimate)")
+    p.add_argument("--always-review", help="quality flags whose chromosomes are flagged whatever their confidence, "
+                                           "comma-separated ('' for none; default: merged,low_fill,empty)")
     p.add_argument("--workers", type=int, default=2)
     p.set_defaults(func=_karyotype)
 

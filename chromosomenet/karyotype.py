@@ -262,9 +262,14 @@ def iscn(counts: Sequence[int] | np.ndarray) -> str:
 # Review flags
 
 
-def flag(call: CellCall, threshold: float) -> CellCall:
-    """The call with ``flags[i] = confidence[i] < threshold`` (chromosomes a person should review)."""
-    return replace(call, flags=tuple(bool(c < threshold) for c in call.confidence))
+def flag(call: CellCall, threshold: float, forced=None) -> CellCall:
+    """The call with ``flags[i] = confidence[i] < threshold or forced[i]`` (chromosomes a person should
+    review; ``forced``: e.g. :func:`chromosomenet.review.forced_review` of their quality flags)."""
+    forced = [False] * len(call.confidence) if forced is None else [bool(f) for f in forced]
+    if len(forced) != len(call.confidence):
+        raise KaryotypeInputError(f"{len(forced)} forced-review values for a cell of {len(call.confidence)} "
+                                  "chromosomes; pass one per chromosome")
+    return replace(call, flags=tuple(bool(c < threshold) or f for c, f in zip(call.confidence, forced)))
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -6,8 +6,8 @@
   its Pascal-VOC boxes (the Tseng release format, isolated as ``import-tseng`` does) → karyogram,
   ISCN count string, per-chromosome table with review flags, downloads (PNG, CSV, JSON).
 
-The work is done by plain functions (:func:`classify_chromosome`, :func:`karyotype_files`,
-:func:`karyotype_metaphase`) that raise :class:`~chromosomenet.errors.ChromosomeNetError` with one
+The work is done by plain functions in :mod:`.engine` (``classify_chromosome``, ``karyotype_files``,
+``karyotype_metaphase``) that raise :class:`~chromosomenet.errors.ChromosomeNetError` with one
 sentence; the page turns that into an error message and keeps serving. Uploads go through
 :mod:`.uploads` (caps, header checks, safe zip extraction); weights load via
 :func:`~chromosomenet.evaluate.load_classifier` (safetensors only, never pickles).
@@ -17,37 +17,24 @@ from __future__ import annotations
 import atexit
 import csv
 import functools
-import io
 import logging
 import os
 import shutil
 import tempfile
 import time
 import uuid
-import xml.etree.ElementTree as ET
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
-from PIL import Image
 
 from . import labels, sample_dir
-from .cam import grad_cam, overlay
-from .cells import DEFAULT_THRESHOLD, saved_costs
-from .data.images import CANVAS, decode
-from .data.importers import voc
-from .data.importers.isolate import metaphase_threshold, place_on_canvas
-from .data.importers.separate import isolate_boxes
-from .data.transforms import prepare
-from .errors import BadInputError, ChromosomeNetError
-from .evaluate import Predictor, load_classifier
+from .data.images import CANVAS
+from .engine import CellResult, Engine, classify_chromosome, karyotype_files, karyotype_metaphase
+from .errors import ChromosomeNetError
+from .karyotype import iscn
 from .models import shipped
-from .models.viewnet import is_view_model
-from .karyotype import CellCall, KaryotypeCosts, assign, call_table, flag, iscn, render_karyogram, write_call
-from .uploads import (MAX_FILE_BYTES, MAX_FILES, MAX_METAPHASE_PIXELS, Upload, UploadError, image_size,
-                      read_upload, safe_extract_images)
+from .uploads import MAX_FILE_BYTES, MAX_FILES, UploadError
 
 log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -65,182 +52,6 @@ def default_model_spec() -> str | None:
     folder = shipped.default_model()
     return f"local-dir:{folder}" if folder is not None else None
 
-
-class Engine:
-    """A loaded 24-class model: probabilities for canvases, Grad-CAM for one canvas."""
-
-    def __init__(self, spec: str):
-        self.spec = spec
-        self.model, self.cfg = load_classifier(spec)
-        if list(self.cfg.get("label_names") or ()) != list(labels.NAMES):
-            raise BadInputError(spec, "the model does not name the 24 classes 1…22, X, Y in its config "
-                                "(pretrained_cfg label_names)", "use a run trained by `chromosomenet train`")
-        self.predictor = Predictor(self.model, self.cfg, device=torch.device("cpu"))
-        self.names: tuple[str, ...] = tuple(self.cfg["label_names"])
-        saved = shipped.costs_beside(spec)  # the cell-level costs tuned for this model, if it ships them
-        self.costs, self.threshold, self.costs_from = (saved_costs(str(saved)) if saved else
-                                                       (KaryotypeCosts(), DEFAULT_THRESHOLD, "default costs"))
-
-    def probs(self, canvases: list[np.ndarray], batch: int = 64) -> np.ndarray:
-        x = torch.from_numpy(np.stack(canvases)).unsqueeze(1)
-        return torch.cat([self.predictor(x[i:i + batch]) for i in range(0, len(x), batch)]).numpy()
-
-    def _input(self, canvas: np.ndarray) -> torch.Tensor:
-        p = self.predictor
-        return prepare(torch.tensor(canvas)[None, None], p.img_size, p.mean, p.std)
-
-    def seen(self, canvas: np.ndarray) -> np.ndarray:
-        """What the model looks at (×3 for display): the canonical view for view models, else the canvas."""
-        if not is_view_model(self.model):
-            return canvas
-        view = Image.fromarray(self.model.view(self._input(canvas))[0][0, 0].numpy(), "L")
-        return np.asarray(view.resize((3 * view.width, 3 * view.height), Image.Resampling.BICUBIC))
-
-    def cam(self, canvas: np.ndarray, class_id: int) -> np.ndarray:
-        """Grad-CAM over :meth:`seen` (a view model's feature map lies on its view, not on the canvas)."""
-        return grad_cam(self.model, self._input(canvas), class_id)
-
-    def describe(self) -> str:
-        c, s, _ = self.cfg["input_size"]
-        return f"`{self.spec}` — {self.cfg.get('architecture', type(self.model).__name__)}, {s}×{s} px, {c} channel(s)"
-
-
-# ---------------------------------------------------------------------------------------------------
-# One chromosome
-
-
-def chromosome_canvas(up: Upload) -> np.ndarray:
-    """The uint8 300×300 canvas of one uploaded chromosome (header checked before decoding)."""
-    w, h = image_size(up, MAX_METAPHASE_PIXELS)
-    if w > CANVAS or h > CANVAS:
-        raise UploadError(up.name, f"the image is {w}×{h} pixels, larger than the {CANVAS}×{CANVAS} canvas a "
-                          "single chromosome is placed on", f"upload one chromosome on a canvas of at most {CANVAS} "
-                          "px (a whole metaphase goes in the Whole cell tab, with its VOC boxes)")
-    try:
-        return np.asarray(decode(up.data, up.name).image)
-    except UploadError:
-        raise
-    except BadInputError as e:
-        raise UploadError(up.name, e.problem, e.fix) from None
-
-
-@dataclass(frozen=True)
-class ChromosomeResult:
-    label: str
-    top5: dict[str, float]
-    canvas: Image.Image   # what the model saw (its canonical view, or the canvas before its resize)
-    heatmap: Image.Image  # Grad-CAM of the top class over that image
-
-
-def classify_chromosome(engine: Engine, path: str | Path) -> ChromosomeResult:
-    canvas = chromosome_canvas(read_upload(path))
-    p = engine.probs([canvas])[0]
-    top = np.argsort(-p)[:5]
-    seen = engine.seen(canvas)
-    heat = overlay(seen, engine.cam(canvas, int(top[0])))
-    return ChromosomeResult(engine.names[top[0]], {engine.names[i]: float(p[i]) for i in top},
-                            Image.fromarray(seen, "L"), heat)
-
-
-# ---------------------------------------------------------------------------------------------------
-# A whole cell
-
-
-@dataclass(frozen=True)
-class CellResult:
-    call: CellCall
-    rows: list[dict]      # call_table rows (+ 'annotated' for a metaphase with named boxes)
-    karyogram: Path
-    csv: Path
-    json: Path
-
-
-def karyotype_canvases(engine: Engine, canvases: list[np.ndarray], ids: list[str], out_dir: Path,
-                       title: str) -> CellResult:
-    """Assign with the engine's costs, flag below its review threshold, draw and write the call of one cell."""
-    call = flag(assign(engine.probs(canvases), engine.costs), engine.threshold)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    png = render_karyogram(canvases, call, out_dir / "karyogram.png", title=title)
-    csv_path, json_path = write_call(call, ids, out_dir, "chromosomes")
-    return CellResult(call, call_table(call, ids), png, csv_path, json_path)
-
-
-def _cell_name(names: list[str]) -> str:
-    cells = {Path(n).stem.rsplit("_", 1)[0] for n in names if "_" in Path(n).stem}
-    return f"cell {cells.pop()}" if len(cells) == 1 else f"{len(names)} images"
-
-
-def karyotype_files(engine: Engine, paths: list[str | Path], out_dir: Path) -> CellResult:
-    """One cell from its chromosome images, or from one zip of them."""
-    paths = list(paths or [])
-    if not paths:
-        raise UploadError("upload", "no files were given", "upload the chromosome images of one cell, or one zip")
-    if len(paths) > MAX_FILES:
-        raise UploadError("upload", f"{len(paths)} files is over the limit of {MAX_FILES}", "upload one cell's images")
-    if any(str(getattr(p, "orig_name", None) or p).lower().endswith(".zip") for p in paths):
-        if len(paths) != 1:
-            raise UploadError("upload", "a zip came with other files", "upload either one zip or the images")
-        read_upload(paths[0])  # size / emptiness checks
-        paths = safe_extract_images(paths[0], out_dir / "unzipped")
-    ups = [read_upload(p) for p in paths]
-    canvases = [chromosome_canvas(u) for u in ups]
-    names = [u.name for u in ups]
-    return karyotype_canvases(engine, canvases, [Path(n).stem for n in names], out_dir, _cell_name(names))
-
-
-def parse_voc(up: Upload) -> list[tuple[int, str, tuple[int, int, int, int]]]:
-    """(index, class name as annotated, box) per VOC object; no DTDs or entities (no XML bombs)."""
-    if not up.name.lower().endswith(".xml"):
-        raise UploadError(up.name, "is not a .xml file", "upload the Pascal-VOC annotation of the metaphase")
-    if len(up.data) > MAX_XML_BYTES or b"<!DOCTYPE" in up.data.upper() or b"<!ENTITY" in up.data.upper():
-        raise UploadError(up.name, "is too large or declares a DTD/entities", "upload a plain Pascal-VOC annotation")
-    try:
-        root = ET.fromstring(up.data)
-    except ET.ParseError as e:
-        raise UploadError(up.name, f"is not well-formed XML ({e})", "upload the Pascal-VOC annotation") from None
-    boxes = voc.objects(root)
-    bad = next((k for k, _, box in boxes if box is None), None)
-    if bad is not None:
-        raise UploadError(up.name, f"object {bad} has no valid bndbox", "fix or delete that object")
-    if not boxes:
-        raise UploadError(up.name, "holds no <object> boxes", "upload the VOC annotation with one box per chromosome")
-    if len(boxes) > MAX_FILES:
-        raise UploadError(up.name, f"holds {len(boxes)} boxes, over the limit of {MAX_FILES}", "upload one cell")
-    return boxes
-
-
-def _annotated(name: str) -> str:
-    try:
-        return labels.NAMES[labels.id_of_denver_label(name)]
-    except KeyError:
-        return name
-
-
-def karyotype_metaphase(engine: Engine, image_path: str | Path, xml_path: str | Path, out_dir: Path) -> CellResult:
-    """One cell from a metaphase photo and its VOC boxes: each box isolated as ``import-tseng`` does."""
-    if not image_path or not xml_path:
-        raise UploadError("upload", "a metaphase needs both its image and its VOC .xml", "upload both files")
-    img, ann = read_upload(image_path), read_upload(xml_path)
-    w, h = image_size(img, MAX_METAPHASE_PIXELS)
-    boxes = parse_voc(ann)
-    try:
-        with Image.open(io.BytesIO(img.data)) as im:
-            gray = np.asarray(im.convert("L"))
-    except (OSError, SyntaxError, ValueError):
-        raise UploadError(img.name, "is truncated or damaged", "upload the complete metaphase image") from None
-    clipped = [voc.clip(b, w, h) for _, _, b in boxes]
-    for (k, _, raw_box), box in zip(boxes, clipped):
-        if box is None:
-            raise UploadError(ann.name, f"box {k} {raw_box} lies outside the {w}×{h} image",
-                              "upload the annotation that belongs to this image")
-    # separate=True: as the import the shipped model was trained on (touching chromosomes split)
-    isos = isolate_boxes(gray, metaphase_threshold(gray), clipped, separate=True)
-    canvases = [np.asarray(place_on_canvas(iso.crop, CANVAS)[0]) for iso in isos]
-    ids = [f"{Path(img.name).stem}_{k:02d}" for k, _, _ in boxes]
-    result = karyotype_canvases(engine, canvases, ids, out_dir, f"metaphase {Path(img.name).stem}")
-    for row, (_, name, _) in zip(result.rows, boxes):
-        row["annotated"] = _annotated(name)
-    return result
 
 
 # ---------------------------------------------------------------------------------------------------

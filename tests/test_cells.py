@@ -40,6 +40,13 @@ def test_dataset_mode_calls_every_test_cell(trained_run: Path, sample_build: Pat
     costs = json.loads((out / "costs.json").read_text())
     assert costs["tuned_on"] == "validation" and "extra_viable_trisomy" in costs["costs"]
     assert "exact ISCN count match" in (out / "README.md").read_text() and (out / "risk_coverage.png").exists()
+    # chromosomes whose crop is merged (or low_fill) are flagged whatever their confidence
+    quality = {r["file"]: r["quality"] for r in read_csv(chromosomenet.sample_dir() / "metadata.csv")}
+    calls = [c for r in rows for c in read_csv(out / "calls" / f"{r['cell']}.csv")]
+    forced = [c for c in calls if {"merged", "low_fill"} & set(quality[c["id"]].split(";"))]
+    assert forced and all(c["flag"] == "True" for c in forced)
+    assert s["fraction_forced"] == pytest.approx(len(forced) / len(calls))
+    assert costs["always_review"] == ["merged", "low_fill", "empty"]
 
 
 def test_images_of_one_cell(trained_run: Path, tmp_path: Path, capsys):
@@ -84,3 +91,10 @@ def test_implausible_counts_and_bad_files(trained_run: Path, tmp_path: Path):
     broken.write_bytes(_cell_files("1051261")[0].read_bytes()[:100])
     with pytest.raises(BadInputError, match=r"cell9_00\.png: truncated or corrupt image"):
         karyotype_images(KaryotypeConfig(run=str(trained_run), out=tmp_path / "b", images=(str(broken),)))
+
+
+def test_cli_can_turn_forced_review_off(trained_run: Path, sample_build: Path, tmp_path: Path):
+    main(["karyotype", "--run", str(trained_run), "--data", str(sample_build), "--out", str(tmp_path / "k"),
+          "--always-review", "", "--workers", "0"])
+    s = json.loads((tmp_path / "k" / "summary.json").read_text())
+    assert s["always_review"] == [] and s["fraction_forced"] == 0.0

@@ -232,6 +232,25 @@ def test_pick_threshold_and_flag():
     call = CellCall(labels=(0,) * 10, confidence=tuple(CONF), counts=(10,) + (0,) * 23, sex="", iscn="",
                     plausible=False, message="", total_cost=0.0)
     assert flag(call, 0.6).flags == tuple(CONF < 0.6) and sum(flag(call, 0.6).flags) == 2
+    forced = np.zeros(10, bool)
+    forced[[1, 7]] = True  # one already below the threshold, one the surest call
+    assert flag(call, 0.6, forced).flags == tuple((CONF < 0.6) | forced)
+    with pytest.raises(KaryotypeInputError, match="forced-review"):
+        flag(call, 0.6, forced[:3])
+
+
+def test_forced_review_by_quality_flags():
+    from chromosomenet.review import forced_review, unflagged
+
+    q = ["ok", "separated", "merged", "separated;overlap", "overlap;merged", "low_fill", "merged;low_fill", "empty"]
+    assert forced_review(q).tolist() == [False, False, True, False, True, True, True, True]
+    assert forced_review(q, ("overlap",)).tolist() == [False, False, False, True, True, False, False, False]
+    assert not forced_review(q, ()).any() and not forced_review(["merge"]).any()  # whole flags only
+    # what is forced is out of the unflagged set: its errors do not count against the rest
+    ok, conf = np.array([1, 1, 0, 1], bool), np.array([0.9, 0.8, 0.99, 0.3])
+    assert unflagged(ok, conf, 0.5)["errors"] == 1
+    u = unflagged(ok, conf, 0.5, forced=np.array([0, 0, 1, 0], bool))
+    assert (u["n"], u["errors"], u["accuracy"]) == (2, 0, 1.0)
 
 
 # --- tuning ----------------------------------------------------------------------------------------

@@ -71,7 +71,7 @@ def test_timm_and_transformers_load_it_and_agree():
 
 
 def test_the_space_engine_shows_the_view_and_uses_the_shipped_costs():
-    from chromosomenet.serve import Engine, classify_chromosome
+    from chromosomenet.engine import Engine, classify_chromosome
 
     engine = Engine(f"local-dir:{FOLDER}")
     assert shipped.COSTS in engine.costs_from and 0 < engine.threshold < 1

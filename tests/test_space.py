@@ -2,6 +2,8 @@
 safety, and the running app called through ``gradio_client`` on a free loopback port."""
 from __future__ import annotations
 
+import copy
+import csv
 import io
 import re
 import socket
@@ -25,8 +27,8 @@ gr = pytest.importorskip("gradio", reason="the Space needs the [space] extra (gr
 from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
-from chromosomenet.serve import (Engine, build_app, classify_chromosome, karyotype_files,  # noqa: E402
-                                 karyotype_metaphase, launch)
+from chromosomenet.engine import Engine, classify_chromosome, karyotype_files, karyotype_metaphase  # noqa: E402
+from chromosomenet.serve import build_app, launch  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*(no_silent_downcasting|copy keyword).*")  # inside gradio
 
@@ -129,6 +131,16 @@ def test_cell_from_metaphase_and_voc(engine: Engine, tmp_path: Path):
     assert len(r.rows) == 47 and r.rows[0]["id"] == "1051261_00" and r.rows[0]["annotated"] == "1"
     assert sorted(row["annotated"] for row in r.rows).count("18") == 3  # the release's trisomy 18
     assert r.karyogram.exists()
+    # the box the import could not free of a neighbour (merged, as in the sample) goes to a person even
+    # with no threshold at all (a copy of the engine that flags nothing by confidence)
+    with open(chromosomenet.sample_dir() / "metadata.csv", newline="") as f:
+        merged = {Path(m["file"]).stem for m in csv.DictReader(f)
+                  if m["cell_id"] == "1051261" and "merged" in m["quality"].split(";")}
+    no_threshold = copy.copy(engine)
+    no_threshold.threshold = 0.0
+    r0 = karyotype_metaphase(no_threshold, METAPHASE / "JEPG/1051261.jpg", METAPHASE / "annotations/1051261.xml",
+                             tmp_path / "t0")
+    assert merged and {row["id"] for row in r0.rows if row["flag"]} == merged
 
 
 def test_voc_with_entities_or_foreign_boxes_is_refused(engine: Engine, tmp_path: Path):
