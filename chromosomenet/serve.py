@@ -171,7 +171,7 @@ def build_app(model_spec: str | None) -> "gr.Blocks":
             k_iscn = gr.Textbox(label="ISCN (numerical findings only)", elem_id="iscn", render=False)
             k_note = gr.Markdown(render=False)
             k_png = gr.Image(label="Karyogram", type="filepath", elem_id="karyogram", render=False)
-            k_table = gr.Dataframe(label="Chromosomes (review = confidence below the threshold)", render=False)
+            k_table = gr.Dataframe(label="Chromosomes (review = confidence below the threshold, or a merged box of a metaphase)", render=False)
             k_files = gr.File(label="Downloads: karyogram PNG, CSV, JSON", file_count="multiple", render=False)
             outs = [k_png, k_iscn, k_note, k_table, k_files]
             with gr.Row():
