@@ -35,7 +35,7 @@ from .errors import BadInputError, ChromosomeNetError
 from .fsutil import atomic_write_text
 from .metrics import confusion, summarize
 from .models import factory, hub
-from .models.viewnet import is_view_model
+from .models.viewnet import is_view_model, turned
 
 
 class TrainingError(ChromosomeNetError):
@@ -150,14 +150,18 @@ def recompute_bn_stats(model: torch.nn.Module, dataset, acc: Accelerator, cfg: T
     model.train(was_training)
 
 
-def _evaluate(model, loader, acc: Accelerator, cfg: TrainConfig, feed: Feed, desc: str):
-    """(mean loss, true labels, predicted labels) over a split, each sample counted once across processes."""
+def _evaluate(model, loader, acc: Accelerator, cfg: TrainConfig, feed: Feed, desc: str, tta: bool = False):
+    """(mean loss, true labels, predicted labels) over a split, each sample counted once across processes.
+
+    ``tta``: ``model`` is a view backbone fed views; average its logits over both turns of the view,
+    as the exported :class:`~chromosomenet.models.viewnet.ViewNet` does in eval mode."""
     model.eval()
     losses, ys, preds = [], [], []
     with torch.no_grad():
         for x, y, _ in tqdm(loader, desc=desc, leave=False, disable=not (cfg.progress and acc.is_main_process)):
             with acc.autocast():
-                logits = model(feed(x))
+                xf = feed(x)
+                logits = model(xf) if not tta else 0.5 * (model(xf) + model(turned(xf)))
             loss = torch.nn.functional.cross_entropy(logits.float(), y, reduction="none",
                                                      label_smoothing=cfg.label_smoothing)
             loss, y, pred = acc.gather_for_metrics((loss, y, logits.argmax(-1)))
@@ -195,6 +199,7 @@ def train(cfg: TrainConfig) -> TrainResult:
 
     torch.manual_seed(cfg.seed)  # the same initial head on every process
     model = factory.create(cfg.model, init="none" if resumed else cfg.init, in_chans=cfg.in_chans)
+    tta = is_view_model(model) and model.tta  # validation / test scored as the exported model scores
     if is_view_model(model):
         # the backbone trains on canonical views; the exported model wraps it (canvas in, logits out)
         trainable, export_cfg = model.net, hub.export_cfg(model)
@@ -284,7 +289,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         images_s = float(totals[1]) / (time.perf_counter() - start)
         base = acc.unwrap_model(net)
         recompute_bn_stats(getattr(base, "_orig_mod", base), train_set, acc, cfg, feed, epoch)
-        val_loss, yv, pv = _evaluate(net, val_loader, acc, cfg, feed, "validation")
+        val_loss, yv, pv = _evaluate(net, val_loader, acc, cfg, feed, "validation", tta)
         ran_now += 1
         if state.update(epoch, val_loss):
             best = checkpoint.cpu_copy(acc.unwrap_model(net).state_dict())
@@ -325,7 +330,7 @@ def _finish(out, cfg, acc, net, model, test_set, splits, state, export_cfg, feed
     metrics, cm = None, None
     if test_set is not None:
         loader = acc.prepare(DataLoader(test_set, batch_size=cfg.eval_batch_size, num_workers=_workers(test_set, cfg)))
-        _, yt, pt = _evaluate(net, loader, acc, cfg, feed, "test")
+        _, yt, pt = _evaluate(net, loader, acc, cfg, feed, "test", is_view_model(model) and model.tta)
         cm = confusion(yt, pt)
         metrics = summarize(cm)
     if acc.is_main_process:

@@ -16,7 +16,7 @@ from chromosomenet.budget import plan
 from chromosomenet.data import viewcache
 from chromosomenet.data.loading import load_splits
 from chromosomenet.data.transforms import Augment, CanvasImages, Feed
-from chromosomenet.models.viewnet import ViewNet
+from chromosomenet.models.viewnet import ViewNet, turned
 from chromosomenet.train import TrainConfig, train
 from chromosomenet.view import ViewSpec
 
@@ -109,6 +109,26 @@ def test_the_export_takes_the_canvas_and_round_trips_through_local_dir(view_run:
         assert torch.equal(trained(x), loaded(x))
         grey = loaded(x[:, :1])  # a one-channel canvas gives the same logits
     torch.testing.assert_close(grey, loaded(x))
+
+
+def test_eval_mode_averages_the_view_and_the_view_turned_180_degrees():
+    torch.manual_seed(0)
+    model = ViewNet("resnet10t").eval()
+    x = torch.ones(2, 1, 300, 300)
+    x[:, :, 90:210, 140:160] = 0.5
+    x[0, :, 90:120, 140:160] = 0.1  # a darker end: the turned view looks different
+    x[1, :, 180:210, 140:160] = 0.2
+    with torch.no_grad():
+        v = model.normalise(model.view(x)[0])
+        one, other = model.net(v), model.net(turned(v))
+        assert (one - other).abs().max() > 1e-4  # the two readings differ (well above the 1e-6 below)
+        torch.testing.assert_close(model(x), 0.5 * (one + other), atol=1e-6, rtol=0)
+        torch.testing.assert_close(model.forward_head(model.forward_features(x)), model(x))  # transformers' path
+        model.tta = False
+        assert torch.equal(model(x), one)
+        model.tta = True
+        model.train()  # training: one pass, as the backbone is trained
+        assert torch.equal(model(x), model.net(v))
 
 
 def test_the_view_export_works_in_transformers_pipeline_and_timm_transforms(view_run: Path):

@@ -1,7 +1,10 @@
-"""Copy a finished run into the shipped models folder: `python tools/ship_model.py RUN CELLS DST`.
+"""Copy a finished run into the shipped models folder: `python tools/ship_model.py RUN CELLS DST [EVAL]`.
 
 RUN: a `chromosomenet train` run folder; CELLS: the `chromosomenet karyotype --data ... --split test`
-output for it (costs tuned on validation cells, scored on unseen test cells); DST: models/<name>/.
+output for it (costs tuned on validation cells, scored on unseen test cells); DST: models/<name>/;
+EVAL (optional): `chromosomenet evaluate` of the model as exported on the same test split, whose
+metrics and confusion matrix then go into the card instead of the run's own test pass (for a run
+scored before its exported form changed, e.g. before view models averaged both turns of the view).
 Copies the model repo files (not the checkpoint; weights as float16 where float32 would pass the
 project's 30 MB limit), the tuned costs as karyotype_costs.json, and adds the cell-level results to the
 model card.
@@ -38,7 +41,7 @@ def compact_weights(src: Path, dst: Path) -> float:
     return size
 
 
-def main(run: Path, cells: Path, dst: Path) -> None:
+def main(run: Path, cells: Path, dst: Path, evaluated: Path | None = None) -> None:
     tmp = dst.with_name(dst.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -51,7 +54,11 @@ def main(run: Path, cells: Path, dst: Path) -> None:
     (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     shutil.copyfile(cells / "costs.json", tmp / "karyotype_costs.json")
     report = json.loads((run / "train_report.json").read_text())
-    write_card(tmp, report["facts"], report["test_metrics"])  # with this checkout's card text
+    metrics = report["test_metrics"]
+    if evaluated is not None:
+        metrics = json.loads((evaluated / "metrics.json").read_text())["metrics"]
+        shutil.copyfile(evaluated / "confusion.png", tmp / "confusion.png")
+    write_card(tmp, report["facts"], metrics)  # with this checkout's card text
     summary = json.loads((cells / "summary.json").read_text())
     table = (cells / "README.md").read_text().split("\n\n", 1)[1].split("\n\n")[0]
     card = (tmp / "README.md").read_text()
@@ -68,4 +75,6 @@ def main(run: Path, cells: Path, dst: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]))
+    if len(sys.argv) not in (4, 5):
+        sys.exit(__doc__.splitlines()[0])
+    main(*map(Path, sys.argv[1:]))

@@ -78,6 +78,8 @@ std 1) and turns it, inside its forward pass, into the *canonical view*: the chr
 its ink-weighted centroid so that its principal axis is vertical (longer tail down), cut at native
 scale in a 208×96 px window, averaged ×2 down to 104×48 (`chromosomenet.view`). Size stays a class
 cue and the pixels go to the chromosome. A chromosome that does not fit is shrunk to fit, never cut.
+In eval mode it also reads the view turned 180° (the axis has no sign: p-arm up or down) and
+returns the mean of the two logit vectors; `model.tta = False` gives one pass at twice the speed.
 Load it after `import chromosomenet` (which registers the architecture with timm).
 """
 
