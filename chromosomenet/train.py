@@ -238,9 +238,10 @@ def train(cfg: TrainConfig) -> TrainResult:
         step_s, image_s = budget.measure(trainable, lambda: batch, criterion, cfg.lr, acc.autocast)
         step_s, image_s = acc.reduce(torch.tensor([step_s, image_s], device=acc.device), "mean").tolist()
         n_test = len(splits["test"]) if "test" in splits else 0
+        passes = 2 if tta else 1  # both turns of the view: each validation / test image is read twice
         plan = budget.plan(cfg.time_budget, time.perf_counter() - started, len(train_loader), step_s, image_s,
-                           per_epoch_images=min(cfg.bn_stats_images, len(train_set)) + len(val_set),
-                           final_images=n_test, max_epochs=cfg.max_epochs)
+                           per_epoch_images=min(cfg.bn_stats_images, len(train_set)) + passes * len(val_set),
+                           final_images=passes * n_test, max_epochs=cfg.max_epochs)
         state.plan = plan.to_dict()
     plan = budget.Plan(**state.plan) if state.plan else None
     n_epochs = plan.epochs if plan else cfg.n_epochs
