@@ -129,9 +129,9 @@ def karyotype_split(cfg: KaryotypeConfig) -> dict:
     kinds = split["karyotype_type"] if "karyotype_type" in split.column_names else ["unknown"] * len(y)
     groups = split["group"] if "group" in split.column_names else [""] * len(y)
     canvases = CanvasImages(split)
-    forced = _forced(split, cfg.always_review)
+    forced, cells = _forced(split, cfg.always_review), _cells(split)
     rows, correct, conf, flagged = [], [], [], []
-    for cell, idx in tqdm(_cells(split).items(), desc="cells", disable=not cfg.progress):
+    for cell, idx in tqdm(cells.items(), desc="cells", disable=not cfg.progress):
         call = flag(assign(probs[idx], costs), threshold, forced[idx])
         truth = iscn(np.bincount(y[idx], minlength=labels.NUM_CLASSES))
         ok = np.asarray(call.labels) == y[idx]
@@ -147,7 +147,7 @@ def karyotype_split(cfg: KaryotypeConfig) -> dict:
                      "accuracy_after": round(float(ok.mean()), 6), "flagged": int(np.sum(call.flags)),
                      "plausible": call.plausible, "message": call.message})
     correct_all, conf_all, flag_all = map(np.concatenate, (correct, conf, flagged))
-    forced_all = np.concatenate([forced[i] for i in _cells(split).values()])
+    forced_all = np.concatenate([forced[i] for i in cells.values()])
     # Normal cells: of a normal case and annotated 46,XX / 46,XY. A normal case's spread that lost or
     # gained a chromosome shows its true count, so calling it 45,... is right, not a false call.
     normal = [r for r in rows if r["type"] == "normal" and r["true_iscn"] in NORMAL_ISCN]

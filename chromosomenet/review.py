@@ -11,8 +11,9 @@ Some chromosomes go to a person whatever the model says: those whose crop the im
 Space's metaphase path) could not free of a neighbour's ink (``merged``) or that fill too little of
 their box (``low_fill``, ``empty``). On the shipped ResNet-10t the two most confident validation
 errors were such a pair (a 21 and a 22 of one merged blob swapped, at 0.9966 / 0.9986); with them
-out of the automatic set, the bound above flags a third of the chromosomes instead of all of them.
-The threshold is then tuned on the rest only (:func:`forced_review` says which).
+out of the automatic set, the bound above flagged 30 % of the test chromosomes instead of all of
+them (22 % once the model read both turns of the view). The threshold is tuned on the rest only
+(:func:`forced_review` says which).
 """
 from __future__ import annotations
 
