@@ -39,6 +39,7 @@ MERGED_RING_FRACTION = 0.03
 LOW_FILL = 0.12  # mask area / box area below this → likely a wrong or faint component
 
 _EIGHT = np.ones((3, 3), dtype=bool)
+_FOUR = ndimage.generate_binary_structure(2, 1)  # label()'s default, built once
 
 
 def metaphase_threshold(gray: np.ndarray) -> float:
@@ -102,7 +103,9 @@ def grow(core: np.ndarray) -> np.ndarray:
     """Fill the pale bands inside a chromosome's dark pixels and give back its soft edge."""
     # holes = background not 4-connected to the border; one label call on a padded copy is
     # 1.7x faster than ndimage.binary_fill_holes (iterated dilation), same result
-    lab, _ = ndimage.label(np.pad(~core, 1, constant_values=True))
+    background = np.ones((core.shape[0] + 2, core.shape[1] + 2), bool)  # np.pad costs more
+    np.logical_not(core, out=background[1:-1, 1:-1])
+    lab, _ = ndimage.label(background, structure=_FOUR)
     return disk(lab[1:-1, 1:-1] != lab[0, 0], np.logical_or)
 
 

@@ -76,7 +76,7 @@ def isolate_all(gray: np.ndarray, threshold: float, boxes: Sequence[Box]) -> lis
 
 def _blob_id(blobs: np.ndarray, w: Window) -> int:
     """Label of the metaphase-wide blob that holds the window's component (one pixel suffices)."""
-    y, x = np.argwhere(w.comp)[0]
+    y, x = np.unravel_index(np.argmax(w.comp), w.comp.shape)  # the first set pixel; argmax stops there
     return int(blobs[y + w.origin[0], x + w.origin[1]])
 
 
