@@ -307,7 +307,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     if finished:
         acc.unwrap_model(net).load_state_dict(best)  # restore the best epoch's weights
         test_set = source("test") if "test" in splits and len(splits["test"]) else None
-        test = _finish(out, cfg, acc, net, model, test_set, splits, state, export_cfg, feed, n_epochs)
+        test = _finish(out, cfg, acc, net, model, test_set, splits, state, export_cfg, feed, n_epochs, tta)
     acc.wait_for_everyone()
     acc.end_training()
     return TrainResult(out, finished, state.epoch, state.best_epoch, state.best_val_loss, test)
@@ -321,7 +321,8 @@ def _weights_digest(model: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
-def _finish(out, cfg, acc, net, model, test_set, splits, state, export_cfg, feed: Feed, n_epochs: int) -> dict | None:
+def _finish(out, cfg, acc, net, model, test_set, splits, state, export_cfg, feed: Feed, n_epochs: int,
+            tta: bool) -> dict | None:
     """Score the best weights on the test split; export weights, config, card and run facts."""
     # Every replica must hold the same weights at the end (DDP keeps them in step); check, don't assume.
     digests = gather_object([_weights_digest(acc.unwrap_model(net))])
@@ -331,7 +332,7 @@ def _finish(out, cfg, acc, net, model, test_set, splits, state, export_cfg, feed
     metrics, cm = None, None
     if test_set is not None:
         loader = acc.prepare(DataLoader(test_set, batch_size=cfg.eval_batch_size, num_workers=_workers(test_set, cfg)))
-        _, yt, pt = _evaluate(net, loader, acc, cfg, feed, "test", is_view_model(model) and model.tta)
+        _, yt, pt = _evaluate(net, loader, acc, cfg, feed, "test", tta)
         cm = confusion(yt, pt)
         metrics = summarize(cm)
     if acc.is_main_process:
