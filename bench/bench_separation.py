@@ -56,13 +56,14 @@ def after(gray, thr, boxes):
     return isolate_all(gray, thr, boxes)
 
 
-def encode(isos) -> list[np.ndarray]:
-    out = []
+def canvas(iso) -> Image.Image:
+    return place_on_canvas(iso.crop, 300)[0]
+
+
+def encode(isos) -> None:
+    """What the import does with each instance after isolating it: its canvas and PNG (in memory)."""
     for iso in isos:
-        img, _ = place_on_canvas(iso.crop, 300)
-        img.save(io.BytesIO(), format="PNG", compress_level=3)
-        out.append(np.asarray(img))
-    return out
+        canvas(iso).save(io.BytesIO(), format="PNG", compress_level=tseng.PNG_LEVEL)
 
 
 def lone(boxes) -> list[bool]:
@@ -146,7 +147,7 @@ def classifier(cells, spec: str, batch: int = 256) -> None:
         group = ["merged before" if "merged" in o.flags else "not merged before" for o in old]
         totals.update(group)
         for name, isos in (("before", old), ("after", after(gray, thr, boxes))):
-            canvases = torch.from_numpy(np.stack(encode(isos)))[:, None]  # (B, 1, H, W) grey
+            canvases = torch.from_numpy(np.stack([np.asarray(canvas(i)) for i in isos]))[:, None]  # (B, 1, H, W) grey
             pred = torch.cat([predictor(canvases[i:i + batch]) for i in range(0, len(canvases), batch)]).argmax(1)
             hits[name].update(g for g, p, t in zip(group, pred.tolist(), ids) if p == t)
     print(f"\nclassifier {spec} on {len(cells)} metaphases of unseen cases\n")

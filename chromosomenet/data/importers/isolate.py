@@ -95,8 +95,8 @@ def window(gray: np.ndarray, threshold: float, box: tuple[int, int, int, int]) -
 
 def ring_share(comp: np.ndarray, inbox: tuple[slice, slice]) -> float:
     """Share of ``comp``'s pixels that lie outside the box (in the window's margin)."""
-    total = int(comp.sum())
-    return 1.0 - int(comp[inbox].sum()) / total if total else 0.0
+    total = int(np.count_nonzero(comp))  # count_nonzero: a bool sum or mean costs several times more
+    return 1.0 - int(np.count_nonzero(comp[inbox])) / total if total else 0.0
 
 
 def grow(core: np.ndarray) -> np.ndarray:
@@ -126,7 +126,7 @@ def disk(mask: np.ndarray, op=np.logical_or) -> np.ndarray:
 
 def finish(box_crop: np.ndarray, mask: np.ndarray, ring: float, flags: tuple[str, ...] = ()) -> Isolated:
     """The instance from its box-sized ``mask``; ``flags`` (from separation) come first."""
-    fill = float(mask.mean())
+    fill = int(np.count_nonzero(mask)) / mask.size
     more = tuple(f for f, hit in (("merged", ring > MERGED_RING_FRACTION), ("low_fill", fill < LOW_FILL))
                  if hit)
     return Isolated(np.where(mask, box_crop, np.uint8(255)), flags + more, fill, ring)

@@ -217,8 +217,13 @@ def _span(mask: np.ndarray) -> tuple[float, float]:
 def _unclaimed_ring(stray: np.ndarray, mine: np.ndarray, sl: tuple[slice, slice]) -> float:
     """Share of the box's ink (its pixels plus the unclaimed ink within MARGIN of them) that lies
     in ``stray`` ink no box claims: the old ``merged`` test, other boxes' chromosomes taken out."""
-    touching = int((stray & ndimage.maximum_filter(mine, size=2 * MARGIN + 1)).sum())
-    total = int(mine[sl].sum()) + touching
+    ys, xs = np.nonzero(stray)
+    touching = 0
+    if len(ys):  # filter only around the stray ink (plus the filter's reach): the same count, cheaper
+        near = (slice(max(ys.min() - MARGIN, 0), ys.max() + MARGIN + 1),
+                slice(max(xs.min() - MARGIN, 0), xs.max() + MARGIN + 1))
+        touching = int(np.count_nonzero(stray[near] & ndimage.maximum_filter(mine[near], size=2 * MARGIN + 1)))
+    total = int(np.count_nonzero(mine[sl])) + touching
     return touching / total if total else 0.0
 
 

@@ -50,6 +50,8 @@ from .isolate import metaphase_threshold, place_on_canvas
 from .separate import isolate_boxes
 from .voc import Box
 
+PNG_LEVEL = 3  # zlib level: half the encode time of the default 6 for 15 % bigger files (measured)
+
 COLUMNS = ("file", "label", "name", "case_id", "cell_id", "source_image", "xmin", "ymin", "xmax",
            "ymax", "scale", "quality", "chromosome_count", "karyotype_note", "karyotype_type", "split")
 FLAGS = ("separated", "overlap", "merged", "low_fill", "empty", "scaled")
@@ -293,8 +295,7 @@ def _process(cell: _Cell, out: Path, canvas: int, stop_early: bool,
     for (k, label, box, _), iso in zip(valid, isolate_boxes(gray, thr, [v[3] for v in valid], separate)):
         img, scale = place_on_canvas(iso.crop, canvas)
         row = _row(cell, k, label, box, scale, iso.flags + (("scaled",) if scale < 1 else ()))
-        # zlib level 3: half the encode time of the default 6 for 15 % bigger files (measured)
-        img.save(out / row["file"], format="PNG", compress_level=3)
+        img.save(out / row["file"], format="PNG", compress_level=PNG_LEVEL)
         rows.append(row)
     return rows, problems
 
