@@ -88,6 +88,21 @@ def test_touching_chromosomes_get_their_own_pixels_back(case: str) -> None:
 
 def test_crossing_pixels_go_to_both() -> None:
     img, truths, boxes = metaphase([(90, 20), (120, 200)], [(20, 120), (200, 90)])
+    isos = assert_crossing_goes_to_both(img, truths, boxes)
+    assert all("separated" in i.flags for i in isos)
+
+
+def test_a_crossing_won_with_the_arm_beyond_it_is_given_back() -> None:
+    # the watershed gives the second box the crossing and the first one's arm beyond it; the first
+    # keeps too little of its box (the old import: merged, the second one's crop with that arm):
+    # the first runs on straight through the crossing, the arm moves back, the crossing is shared
+    img, truths, boxes = metaphase([(79, 45), (167, 128)], [(185, 59), (18, 135)])
+    isos = assert_crossing_goes_to_both(img, truths, boxes)
+    assert all("separated" in i.flags for i in isos)
+
+
+def assert_crossing_goes_to_both(img: np.ndarray, truths: list[np.ndarray], boxes: list[tuple]) -> list:
+    """Each of two crossing chromosomes gets its own pixels back and the crossing; returns the instances."""
     crossing = ndimage.binary_erosion(truths[0] & truths[1], iterations=DILATE)  # where the dark cores cross
     assert crossing.sum() > 80
     isos = isolate_all(img, metaphase_threshold(img), boxes)
@@ -95,17 +110,24 @@ def test_crossing_pixels_go_to_both() -> None:
     for k in range(2):
         assert own_ink_iou(img, got[k], truths[k]) >= 0.9 and iou(got[k], truths[k]) >= 0.85, f"chromosome {k}"
         assert (got[k] & crossing).sum() >= 0.9 * crossing.sum()
-        assert {"separated", "overlap"} <= set(isos[k].flags) and "merged" not in isos[k].flags
+        assert "overlap" in isos[k].flags and "merged" not in isos[k].flags
+    return isos
 
 
-def test_a_box_inside_another_that_barely_crosses_it_stays_merged() -> None:
-    # one arm of the short chromosome is shorter than the long one's band is wide: nothing tells it
-    # apart, so separation fails and says so
+def test_a_box_inside_another_that_barely_crosses_it_runs_on_through_the_crossing() -> None:
+    # one arm of the short chromosome is shorter than the long one's band is wide: what the short
+    # one keeps is too little of its box, so it runs on straight through the crossing (band through
+    # what it kept): not exact (IoU 0.77 with the truth, 0.58 for its crop on its own), but no longer
+    # the long one's ink across its whole box
     img, truths, boxes = metaphase([(40, 40), (180, 180)], [(100, 110), (125, 85)])
     x0, y0, x1, y1 = boxes[0]
     boxes[1] = (max(boxes[1][0], x0), max(boxes[1][1], y0), min(boxes[1][2], x1), min(boxes[1][3], y1))
     isos = isolate_all(img, metaphase_threshold(img), boxes)
-    assert "merged" in isos[1].flags and "separated" not in isos[1].flags
+    assert isos[1].flags == ("separated", "overlap")
+    got = masks(img, boxes)[1]
+    alone = np.zeros(img.shape, bool)
+    alone[boxes[1][1]:boxes[1][3], boxes[1][0]:boxes[1][2]] = isolate(img, metaphase_threshold(img), boxes[1]).crop < 255
+    assert iou(got, truths[1]) >= 0.7 and iou(got, truths[1]) >= iou(alone, truths[1]) + 0.1
 
 
 def test_lone_chromosomes_are_untouched() -> None:
@@ -145,13 +167,7 @@ def test_a_chromosome_crossing_inside_anothers_box_is_separated() -> None:
     # the long one's straight band tells its arms apart (the old import merged both)
     img, truths, boxes = metaphase([(40, 40), (180, 180)], [(80, 140), (140, 80)])
     assert all(a <= b for a, b in zip(boxes[0][:2], boxes[1][:2])) and all(a >= b for a, b in zip(boxes[0][2:], boxes[1][2:]))
-    crossing = ndimage.binary_erosion(truths[0] & truths[1], iterations=DILATE)
-    isos = isolate_all(img, metaphase_threshold(img), boxes)
-    got = masks(img, boxes)
-    for k in range(2):
-        assert own_ink_iou(img, got[k], truths[k]) >= 0.9 and iou(got[k], truths[k]) >= 0.85, f"chromosome {k}"
-        assert (got[k] & crossing).sum() >= 0.9 * crossing.sum()
-        assert "merged" not in isos[k].flags and "overlap" in isos[k].flags
+    assert_crossing_goes_to_both(img, truths, boxes)
 
 
 def test_disk_morphology_equals_scipy() -> None:
