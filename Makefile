@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed
 MODEL  ?= models/chromosomenet-view-resnet10t
 FULL   ?= ../shared/data/tseng2023
 WORK   ?= work
-BUDGET ?= 120
+BUDGET ?= 130
 
 .PHONY: setup run train test bench sample clean
 
