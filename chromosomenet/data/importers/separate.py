@@ -9,7 +9,8 @@ Where a chromosome runs on into another box (an X crossing, a box inside another
 gives it markers at one end or none; then the straight band through a neighbour's markers tells
 which shared pixels are not the neighbour's, and those on one box's band alone become that box's
 markers too (``_band_seeds``). The rest flood from the markers over the negated distance
-transform of the blob, so the cut runs through the blob's narrow necks (where two chromosomes touch) rather than through a pale band
+transform of the blob, so the cut runs through the blob's narrow necks (where two chromosomes
+touch) rather than through a pale band
 (on the synthetic metaphases of ``tests/test_separate.py`` the grey image as landscape gave IoU
 0.69-0.93 with the truth, the distance transform 0.90-0.99). A box that the others cut into
 pieces crosses them: the pixels of its pieces' convex hull that the others won are copied into
@@ -30,7 +31,8 @@ Flags (order: separated, overlap, merged, low_fill, empty):
 ``import-tseng --separate`` turns it on; ``make train``, the embedded sample and the Space use it:
 it cuts ``merged`` from 38 % to 9.9 % of instances (200 random metaphases), and the shipped
 ResNet-10t, trained on it, scores 95.5 % on unseen cases where the ResNet-18 trained on each box on
-its own scored 92.7 % (bench/RESULTS.md). The CLI's default stays each box on its own, as older models were trained.
+its own scored 92.7 % (bench/RESULTS.md). The CLI's default stays each box on its own, as older
+models were trained.
 """
 from __future__ import annotations
 
@@ -194,10 +196,10 @@ def _flood(markers: np.ndarray, contested: np.ndarray, claimed: np.ndarray, dist
     markers[sub] = watershed(-dist[sub], markers[sub], mask=claimed[sub], connectivity=2)
 
 
-def _fringe(pts: np.ndarray, band: tuple[np.ndarray, np.ndarray, float]) -> np.ndarray:
-    """Which of the points (N, 2) lie on the band's fringe (where its chromosome may still lie)."""
+def _fringe(ys: np.ndarray, xs: np.ndarray, band: tuple[np.ndarray, np.ndarray, float]) -> np.ndarray:
+    """Which of the pixels (``ys``, ``xs``) lie on the band's fringe (where its chromosome may still lie)."""
     centre, normal, half = band
-    return np.abs((pts - centre) @ normal) <= BAND_NEAR * half + 2
+    return np.abs((np.stack([ys, xs], 1) - centre) @ normal) <= BAND_NEAR * half + 2
 
 
 def _through(k: int, own: list[np.ndarray], shared: list[np.ndarray], markers: np.ndarray,
@@ -213,7 +215,7 @@ def _through(k: int, own: list[np.ndarray], shared: list[np.ndarray], markers: n
     sl = inbox[k]
     ys, xs = np.nonzero(region[sl])
     ys, xs = ys + sl[0].start, xs + sl[1].start
-    on = _fringe(np.stack([ys, xs], 1).astype(float), band)
+    on = _fringe(ys, xs, band)
     line = np.zeros_like(own[k])
     line[ys[on], xs[on]] = True
     line &= ~own[k]
@@ -227,7 +229,7 @@ def _through(k: int, own: list[np.ndarray], shared: list[np.ndarray], markers: n
         if theirs is None:
             continue  # no straight band tells the crossing from the arm: share all of it
         ty, tx = np.nonzero(taken)
-        off = ~_fringe(np.stack([ty, tx], 1).astype(float), theirs)
+        off = ~_fringe(ty, tx, theirs)
         kept = own[j].copy()
         kept[ty[off], tx[off]] = False
         if _whole((own[j] | shared[j])[inbox[j]]) and not _whole((kept | shared[j])[inbox[j]]):
