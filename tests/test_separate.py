@@ -178,3 +178,17 @@ def test_disk_morphology_equals_scipy() -> None:
         mask = rng.random(shape) < (0.1 if t % 2 else 0.7)
         assert np.array_equal(disk(mask, np.logical_or), ndimage.binary_dilation(mask, structure))
         assert np.array_equal(disk(mask, np.logical_and), ndimage.binary_erosion(mask, structure))
+
+
+def test_distance_matches_scipy_on_real_blobs_and_at_the_array_edge():
+    """The ``edt`` package against scipy's ``distance_transform_edt`` (the reference): the dark
+    blobs of a real fixture metaphase, a blob cut by the array's edge (edge is not background),
+    an all-blob and an empty region."""
+    from chromosomenet.data.importers.separate import _distance
+    g = gray(STEMS[0])
+    dark = g < metaphase_threshold(g)
+    edge = np.zeros((30, 40), bool)
+    edge[:12, 5:20] = True  # touches the top edge: distances there run on past it
+    for region in (dark, edge, np.ones((9, 7), bool), np.zeros((9, 7), bool)):
+        np.testing.assert_allclose(_distance(region), ndimage.distance_transform_edt(region), atol=1e-5)
+    assert _distance(edge)[0, 12] == pytest.approx(8.0)  # 8 px to either side, the top edge no background

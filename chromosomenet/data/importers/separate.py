@@ -39,6 +39,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Sequence
 
+import edt
 import numpy as np
 from scipy import ndimage
 from skimage.morphology import convex_hull_image
@@ -103,19 +104,24 @@ def _split(gray: np.ndarray, blobs: np.ndarray, blob: int, boxes: list[Box], win
     contested = claimed & (markers == 0)  # only pixels in several boxes are contested
     dist = None
     if contested.any():
-        dist = ndimage.distance_transform_edt(region)
+        dist = _distance(region)
         _band_seeds(markers, contested, inbox, dist)
         _flood(markers, contested, claimed, dist)
     own = [markers == k for k in range(1, len(boxes) + 1)]
     shared = [_crossing(own[k], sl, claimed) for k, sl in enumerate(inbox)]
+    whole: dict[int, bool] = {}  # _whole of each box's pixels, while no _through has changed them
     for k, sl in enumerate(inbox):
-        if own[k].any() and not _whole((own[k] | shared[k])[sl]):
-            dist = ndimage.distance_transform_edt(region) if dist is None else dist
-            _through(k, own, shared, markers, inbox, region, dist)
+        if not own[k].any():
+            continue
+        whole[k] = _whole((own[k] | shared[k])[sl])
+        if not whole[k]:
+            dist = _distance(region) if dist is None else dist
+            if _through(k, own, shared, markers, inbox, region, dist):
+                whole.clear()  # it may have moved pixels of any box
     copied = np.logical_or.reduce(shared)  # crossing pixels copied into some box
     result = {}
     for k, (i, b, sl) in enumerate(zip(members, boxes, inbox)):
-        flags = _flags(own[k], shared[k], copied, sl, region)
+        flags = _flags(own[k], shared[k], copied, sl, region, whole.get(k))
         if flags is None:  # separation failed: leave the box as it was on its own, merged
             result[i] = _as_merged(isolate_window(gray, b, wins[i]))
             continue
@@ -128,6 +134,16 @@ def _split(gray: np.ndarray, blobs: np.ndarray, blob: int, boxes: list[Box], win
         ring = _unclaimed_ring(region[near] & ~claimed[near], mine, box_in_near)
         result[i] = finish(gray[b[1]:b[3], b[0]:b[2]], mask, ring, flags)
     return result
+
+
+def _distance(region: np.ndarray) -> np.ndarray:
+    """Euclidean distance of each blob pixel to the nearest pixel off the blob (the region's edge is
+    not background). The ``edt`` package: the values of scipy's ``distance_transform_edt`` (as
+    float32), in 0.55 instead of 0.91 ms on the blob regions of 60 metaphases, same cut (digest-checked).
+    A region with no background at all gets scipy's finite values (``edt`` gives inf there)."""
+    if region.all():
+        return ndimage.distance_transform_edt(region)
+    return edt.edt(region, black_border=False, parallel=1)
 
 
 def _band(pts: np.ndarray, dist: np.ndarray) -> tuple[np.ndarray, np.ndarray, float] | None:
@@ -203,15 +219,16 @@ def _fringe(ys: np.ndarray, xs: np.ndarray, band: tuple[np.ndarray, np.ndarray, 
 
 
 def _through(k: int, own: list[np.ndarray], shared: list[np.ndarray], markers: np.ndarray,
-             inbox: list[tuple[slice, slice]], region: np.ndarray, dist: np.ndarray) -> None:
+             inbox: list[tuple[slice, slice]], region: np.ndarray, dist: np.ndarray) -> bool:
     """A chromosome cut short where it crosses another (the other won the crossing and the arm
     beyond it, so box ``k`` keeps too little of its box to pass ``_whole``) runs on straight: the
     blob's pixels in its box on the fringe of the band through what it kept are its own. Of those
     another box ``j`` won, the ones on ``j``'s own band (fit without them) are the crossing, shared by
-    both; the rest move to ``k``. In place; nothing changes unless ``k`` then passes ``_whole``."""
+    both; the rest move to ``k``. In place; nothing changes unless ``k`` then passes ``_whole``
+    (returns whether it did)."""
     band = _band(np.argwhere(own[k]), dist)
     if band is None:
-        return
+        return False
     sl = inbox[k]
     ys, xs = np.nonzero(region[sl])
     ys, xs = ys + sl[0].start, xs + sl[1].start
@@ -220,7 +237,7 @@ def _through(k: int, own: list[np.ndarray], shared: list[np.ndarray], markers: n
     line[ys[on], xs[on]] = True
     line &= ~own[k]
     if not _whole((own[k] | shared[k] | line)[sl]):
-        return
+        return False
     for j in range(len(own)):
         taken = own[j] & line
         if j == k or not taken.any():
@@ -238,6 +255,7 @@ def _through(k: int, own: list[np.ndarray], shared: list[np.ndarray], markers: n
         own[k][ty[off], tx[off]] = True
         markers[ty[off], tx[off]] = k + 1
     shared[k] |= line & ~own[k]
+    return True
 
 
 def _pieces(mask: np.ndarray) -> list[np.ndarray]:
@@ -261,12 +279,13 @@ def _crossing(own: np.ndarray, sl: tuple[slice, slice], claimed: np.ndarray) -> 
 
 
 def _flags(own: np.ndarray, shared: np.ndarray, copied: np.ndarray, sl: tuple[slice, slice],
-           region: np.ndarray) -> tuple[str, ...] | None:
+           region: np.ndarray, whole: bool | None = None) -> tuple[str, ...] | None:
     """Separation flags of a box from the pixels it won (``own``) and got from a crossing
     (``shared``); None when separation failed for it: no pixel of its own, still in pieces, or
-    covering much less of its box than a chromosome does (a part left by a cut in the wrong place)."""
+    covering much less of its box than a chromosome does (a part left by a cut in the wrong place).
+    ``whole``: ``_whole`` of these pixels when already known."""
     mine = (own | shared)[sl]
-    if not _whole(mine):
+    if not (_whole(mine) if whole is None else whole):
         return None
     crossing = bool(shared[sl].any() or (copied[sl] & own[sl]).any())
     cut = bool((region[sl] & ~mine).any())
