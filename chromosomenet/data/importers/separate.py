@@ -295,7 +295,8 @@ def _flags(own: np.ndarray, shared: np.ndarray, copied: np.ndarray, sl: tuple[sl
 def _whole(mine: np.ndarray) -> bool:
     """A box's pixels (box-sized) are a whole chromosome: one piece, covering its box as unmerged
     chromosomes do (``MIN_SPAN``)."""
-    return len(_pieces(mine)) == 1 and all(s >= m for s, m in zip(sorted(_span(mine)), MIN_SPAN))
+    pieces = _pieces(mine)
+    return len(pieces) == 1 and all(s >= m for s, m in zip(sorted(_span(pieces[0])), MIN_SPAN))
 
 
 def _span(mask: np.ndarray) -> tuple[float, float]:
