@@ -207,3 +207,23 @@ def test_crumbs_far_in_the_box_do_not_make_a_fragment_whole():
     crumbs = fragment.copy()
     crumbs[86:88, 10:12] = True  # 4 pixels beside 660: a crumb
     assert not _whole(fragment) and not _whole(crumbs)
+
+
+def test_a_small_chromosome_inside_a_bent_ones_box_is_seeded_at_its_centre() -> None:
+    # the small box lies wholly inside the C's box, so it has no pixel of its own, and the C has no
+    # straight band to tell them apart: seeded at its box's centre it gets its own pixels back, and
+    # the C keeps its own (the old import, and this one before the centre seed: merged)
+    img, truths, boxes = metaphase([(150, 30), (60, 40), (40, 110), (60, 180), (150, 190)], [(53, 100), (100, 112)])
+    x0, y0, x1, y1 = boxes[0]
+    assert x0 <= boxes[1][0] and y0 <= boxes[1][1] and boxes[1][2] <= x1 and boxes[1][3] <= y1
+    assert ndimage_components(img < metaphase_threshold(img)) == 1
+    isos = isolate_all(img, metaphase_threshold(img), boxes)
+    for k, (m, t) in enumerate(zip(masks(img, boxes), truths)):
+        assert own_ink_iou(img, m, t) >= 0.9 and iou(m, t) >= 0.85, f"chromosome {k}"
+        assert "merged" not in isos[k].flags
+    # pushed deeper into the C, the small one's flood would take the C's spine inside its box and cut
+    # the C in two: the trial is refused, and both stay as without it (the C whole, the small one merged)
+    img, truths, boxes = metaphase([(150, 30), (60, 40), (40, 110), (60, 180), (150, 190)], [(50, 100), (104, 100)])
+    isos = isolate_all(img, metaphase_threshold(img), boxes)
+    assert isos[0].flags == () and isos[1].flags == ("merged",)
+    assert ndimage_components(masks(img, boxes)[0]) == 1

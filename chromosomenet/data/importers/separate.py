@@ -8,9 +8,10 @@ box's chromosome: those are the markers, and only the pixels several boxes share
 Where a chromosome runs on into another box (an X crossing, a box inside another), its box alone
 gives it markers at one end or none; then the straight band through a neighbour's markers tells
 which shared pixels are not the neighbour's, and those on one box's band alone become that box's
-markers too (``_band_seeds``). The rest flood from the markers over the negated distance
-transform of the blob, so the cut runs through the blob's narrow necks (where two chromosomes
-touch) rather than through a pale band
+markers too (``_band_seeds``). A box inside a bent one, which has no band, is tried with a seed at
+its own centre, kept only if that cuts no chromosome (``_cores``, ``_frees``). The rest flood from
+the markers over the negated distance transform of the blob, so the cut runs through the blob's
+narrow necks (where two chromosomes touch) rather than through a pale band
 (on the synthetic metaphases of ``tests/test_separate.py`` the grey image as landscape gave IoU
 0.69-0.93 with the truth, the distance transform 0.90-0.99). A box that the others cut into
 pieces crosses them: the pixels of its pieces' convex hull that the others won are copied into
@@ -23,10 +24,10 @@ Flags (order: separated, overlap, merged, low_fill, empty):
 - ``separated``: pixels of this box's blob went to another box (a cut was made);
 - ``overlap``: pixels are shared with a crossing chromosome;
 - ``merged``: separation failed and the box keeps its crop from on its own — it has no pixel of
-  its own (it lies inside others and no band tells it apart), it stays in pieces after the
-  crossing step, or it covers its box less than unmerged chromosomes do (``MIN_SPAN``) even after
-  running on through a crossing; or its blob still runs out of the box into ink that no box
-  claims (unannotated debris, a nucleus).
+  its own (it lies inside others and neither a band nor its centre tells it apart), it stays in
+  pieces after the crossing step, or its one piece (crumbs aside) covers its box less than unmerged
+  chromosomes do (``MIN_SPAN``) even after running on through a crossing; or its blob still runs
+  out of the box into ink that no box claims (unannotated debris, a nucleus).
 
 ``import-tseng --separate`` turns it on; ``make train``, the embedded sample and the Space use it:
 it cuts ``merged`` from 38 % to 9.9 % of instances (200 random metaphases), and the shipped
@@ -56,6 +57,8 @@ MIN_PIECE = 0.05  # a piece below this share of the box's pixels is a crumb, not
 # points on the formerly-merged; at p10 they fall back to merged and it gains 0.9 (40 test metaphases).
 MIN_SPAN = (0.58, 0.70)
 MIN_BAND_PIXELS = 30  # own pixels needed to fit a box's band: fewer is a corner, not a line
+CORE = 0.2  # × box side, each way from its centre: where a box with no pixel of its own is seeded
+KEEP = 0.8  # share of its pixels a whole chromosome must keep when a centre seed is tried beside it
 BAND_NEAR = 1.5  # × half-width (+ 2 px): a band's fringe, where its chromosome's soft edge may still lie
 
 
@@ -105,8 +108,11 @@ def _split(gray: np.ndarray, blobs: np.ndarray, blob: int, boxes: list[Box], win
     dist = None
     if contested.any():
         dist = _distance(region)
-        _band_seeds(markers, contested, inbox, dist)
+        cores = _cores(markers, _band_seeds(markers, contested, inbox, dist), inbox)
         _flood(markers, contested, claimed, dist)
+        if cores is not None:  # a trial, kept only where it frees a box and cuts no chromosome
+            _flood(cores, contested, claimed, dist)
+            markers = cores if _frees(cores, markers, inbox) else markers
     own = [markers == k for k in range(1, len(boxes) + 1)]
     shared = [_crossing(own[k], sl, claimed) for k, sl in enumerate(inbox)]
     whole: dict[int, bool] = {}  # _whole of each box's pixels, while no _through has changed them
@@ -171,8 +177,9 @@ def _p95(values: np.ndarray) -> float:
 
 
 def _band_seeds(markers: np.ndarray, contested: np.ndarray, inbox: list[tuple[slice, slice]],
-                dist: np.ndarray) -> None:
-    """Seed contested pixels from the boxes' straight bands, in place. A chromosome that runs on
+                dist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Seed contested pixels from the boxes' straight bands, in place; returns the contested pixels
+    (rows, columns) left unseeded and near no band. A chromosome that runs on
     into another box (an X crossing, a box inside another) has own pixels at one end or none; the
     line through a straight neighbour's own pixels tells which of the shared pixels are not it.
     A shared pixel on the band of one of the boxes that hold it, and near no other's, is that
@@ -199,6 +206,42 @@ def _band_seeds(markers: np.ndarray, contested: np.ndarray, inbox: list[tuple[sl
                     np.where((n_near == 0) & (free.sum(0) == 1), free.argmax(0), -1))
     keep = seed >= 0
     markers[ys[keep], xs[keep]] = seed[keep] + 1
+    free = ~keep & (n_near == 0)
+    return ys[free], xs[free]
+
+
+def _cores(markers: np.ndarray, free: tuple[np.ndarray, np.ndarray],
+           inbox: list[tuple[slice, slice]]) -> np.ndarray | None:
+    """A box inside others with no marker even after the band seeds (it lies on a bent chromosome,
+    which has no band to tell them apart) seeded at its centre: the ``free`` contested pixels within
+    ``CORE`` of its box's centre. Returns the markers with those seeds (a copy), or None where no box
+    needs one."""
+    ys, xs = free
+    seeded = np.bincount(markers.ravel(), minlength=len(inbox) + 1)
+    out = None
+    for k, (a, b) in enumerate(inbox):
+        if seeded[k + 1]:
+            continue
+        core = ((np.abs(ys - (a.start + a.stop - 1) / 2) <= CORE * (a.stop - a.start))
+                & (np.abs(xs - (b.start + b.stop - 1) / 2) <= CORE * (b.stop - b.start)))
+        if core.any():
+            out = markers.copy() if out is None else out
+            out[ys[core], xs[core]] = k + 1
+    return out
+
+
+def _frees(tried: np.ndarray, markers: np.ndarray, inbox: list[tuple[slice, slice]]) -> bool:
+    """Whether the flood from the centre seeds (``tried``, against ``markers`` without them) makes
+    a whole chromosome of a box that had no pixel and keeps every chromosome that was whole whole and
+    with ``KEEP`` of its pixels: a seed on the container's own curve (a C-shaped chromosome around a
+    small one) would cut an arm off it, which may still span its loose box."""
+    freed = False
+    for k, sl in enumerate(inbox, start=1):
+        was, now = markers == k, tried == k
+        if _whole(was[sl]) and (not _whole(now[sl]) or np.count_nonzero(now) < KEEP * np.count_nonzero(was)):
+            return False
+        freed |= not was.any() and _whole(now[sl])
+    return freed
 
 
 def _flood(markers: np.ndarray, contested: np.ndarray, claimed: np.ndarray, dist: np.ndarray) -> None:
