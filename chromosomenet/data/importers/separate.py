@@ -31,7 +31,7 @@ Flags (order: separated, overlap, merged, low_fill, empty):
 
 ``import-tseng --separate`` turns it on; ``make train``, the embedded sample and the Space use it:
 it cuts ``merged`` from 38 % to 9.9 % of instances (200 random metaphases), and the shipped
-ResNet-10t, trained on it, scores 95.5 % on unseen cases where the ResNet-18 trained on each box on
+ResNet-10t, trained on it, scores 96.3 % on unseen cases where the ResNet-18 trained on each box on
 its own scored 92.7 % (bench/RESULTS.md). The CLI's default stays each box on its own, as older
 models were trained.
 """
