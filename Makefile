@@ -12,6 +12,7 @@ MODEL  ?= models/chromosomenet-view-resnet10t
 FULL   ?= ../shared/data/tseng2023
 WORK   ?= work
 BUDGET ?= 130
+ARCH   ?= chromosomenet_view_resnet10t
 
 .PHONY: setup run train test bench sample clean
 
@@ -32,13 +33,13 @@ run: $(STAMP)
 	$(CLI) demo --model local-dir:$(MODEL) --data $(OUT)/dataset --out $(OUT)/demo
 
 # Retrain the shipped model (about $(BUDGET) min on 2 CPU cores): the full release minus the sample's
-# cases imported with separation, grouped split, canonical-view ResNet-10t from scratch on a time budget; then tune the
+# cases imported with separation, grouped split, the canonical-view $(ARCH) from scratch on a time budget; then tune the
 # cell-level costs on its validation cells and score its test cells.
 train: $(STAMP)
 	$(CLI) import-tseng $(FULL) $(WORK)/raw_full --separate --overwrite
 	$(PY) tools/without_sample_cases.py $(WORK)/raw_full $(WORK)/raw_train
 	$(CLI) build-dataset $(WORK)/raw_train $(WORK)/dataset --split grouped --on-error skip --overwrite
-	$(CLI) train --model chromosomenet_view_resnet10t --data $(WORK)/dataset --out $(WORK)/run --init none \
+	$(CLI) train --model $(ARCH) --data $(WORK)/dataset --out $(WORK)/run --init none \
 		--time-budget $(BUDGET) --batch-size 64 --lr 2e-3 --weight-decay 0.05 --pct-start 0.2 --rotate 10 \
 		--patience 100 --workers 2 --eval-batch-size 256
 	$(CLI) karyotype --run $(WORK)/run --data $(WORK)/dataset --split test --out $(WORK)/cells

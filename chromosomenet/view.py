@@ -143,10 +143,14 @@ def canonical_view(canvas: torch.Tensor, spec: ViewSpec = ViewSpec()) -> tuple[t
     u = (torch.arange(spec.width, device=inv.device, dtype=torch.float32) + 0.5 - spec.width / 2).view(1, 1, -1)
     v = (torch.arange(spec.height, device=inv.device, dtype=torch.float32) + 0.5 - spec.height / 2).view(1, -1, 1)
     s = scale.view(b, 1, 1)
-    # v runs along the axis (cos, sin); u across it (-sin, cos): window down = axis direction
-    px = cx.view(b, 1, 1) + s * (v * cos.view(b, 1, 1) - u * sin.view(b, 1, 1))
-    py = cy.view(b, 1, 1) + s * (v * sin.view(b, 1, 1) + u * cos.view(b, 1, 1))
-    grid = torch.stack([(2 * px + 1) / w - 1, (2 * py + 1) / h - 1], -1)      # align_corners=False
+    cos, sin = cos.view(b, 1, 1), sin.view(b, 1, 1)
+    # v runs along the axis (cos, sin); u across it (-sin, cos): window down = axis direction. Each
+    # coordinate is computed in place and written into its slot of the grid (align_corners=False):
+    # the same float32 operations as out-of-place, without the (B, h, w) temporaries and the stack,
+    # which cost a fifth of the view on the CPU
+    grid = torch.empty(b, spec.height, spec.width, 2, device=inv.device)
+    for i, (p, c, size) in enumerate(((v * cos - u * sin, cx, w), (v * sin + u * cos, cy, h))):
+        torch.sub(p.mul_(s).add_(c.view(b, 1, 1)).mul_(2).add_(1).div_(size), 1, out=grid[..., i])
     # sample the ink (1 - grey) so that everything outside the canvas is white
     out = 1 - F.grid_sample(inv, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     out = _block_mean(out, spec.downsample)

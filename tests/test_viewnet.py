@@ -111,6 +111,26 @@ def test_the_export_takes_the_canvas_and_round_trips_through_local_dir(view_run:
     torch.testing.assert_close(grey, loaded(x))
 
 
+def test_the_half_width_resnet10t_keeps_its_shape_through_export_and_has_no_imagenet_init(tmp_path: Path):
+    from chromosomenet.errors import BadInputError
+    from chromosomenet.models import factory, hub
+
+    torch.manual_seed(0)
+    full = timm.create_model("chromosomenet_view_resnet10t")
+    half = timm.create_model("chromosomenet_view_resnet10t_half").eval()
+    assert half.net.layer4[0].conv2.out_channels == 256 and half.net.conv1[0].out_channels == 12  # tiered stem 16: 12, 16
+    n = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert 0.2 < n(half) / n(full) < 0.3  # every conv halved on both sides: about a quarter
+    hub.save(tmp_path, half, hub.export_cfg(half))  # config.json names the architecture, no model_args
+    loaded = timm.create_model(f"local-dir:{tmp_path}", pretrained=True).eval()
+    x = torch.ones(2, 1, 300, 300)
+    x[:, :, 90:210, 140:160] = 0.4
+    with torch.no_grad():
+        assert torch.equal(half(x), loaded(x))
+    with pytest.raises(BadInputError, match="no ImageNet weights fit"):
+        factory.create("chromosomenet_view_resnet10t_half", init="imagenet")
+
+
 def test_eval_mode_averages_the_view_and_the_view_turned_180_degrees():
     torch.manual_seed(0)
     model = ViewNet("resnet10t").eval()

@@ -85,8 +85,11 @@ def create(name: str, *, init: str = "none", in_chans: int = 3, num_classes: int
     if init == "none":
         return timm.create_model(name, pretrained=False, **common)
     if init == "imagenet" and name in VIEW_ARCHITECTURES:  # ImageNet weights go into the one-channel backbone
+        if VIEW_ARCHITECTURES[name].backbone_args:
+            raise BadInputError(name, "its backbone is reshaped, so no ImageNet weights fit it",
+                                "use --init none (it trains from scratch) or a full-width variant")
         model = timm.create_model(name, pretrained=False, **common)
-        backbone = create(VIEW_ARCHITECTURES[name][0], init="imagenet", in_chans=1, num_classes=num_classes, **kwargs)
+        backbone = create(VIEW_ARCHITECTURES[name].backbone, init="imagenet", in_chans=1, num_classes=num_classes, **kwargs)
         model.net.load_state_dict(backbone.state_dict())
         return model
     if init == "imagenet":

@@ -16,11 +16,13 @@ turned view's map turned back lies on the same view coordinates, and global pool
 linear head make the mean of the maps give the mean of the logits — so ``forward``,
 ``forward_features``/``forward_head`` (what ``transformers`` and Grad-CAM call) all agree.
 
-``VIEW_ARCHITECTURES`` is the table of variants: name → (timm backbone, view downsample factor).
+``VIEW_ARCHITECTURES`` is the table of variants: name → ``ViewArch`` (timm backbone, view downsample
+factor, arguments that reshape the backbone). The ``_half`` ResNet-10t halves every stage's width (and
+the stem's): a quarter of the multiply-adds, for the predict-speed goal (bench/RESULTS.md).
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import timm
 import torch
@@ -31,16 +33,27 @@ from ..data.transforms import norm_stats
 from ..labels import NUM_CLASSES
 from ..view import ViewInfo, ViewSpec, canonical_view, quantize
 
-VIEW_ARCHITECTURES: dict[str, tuple[str, int]] = {
-    "chromosomenet_view_resnet18": ("resnet18", 2),
-    "chromosomenet_view_resnet18_native": ("resnet18", 1),
-    "chromosomenet_view_resnet10t": ("resnet10t", 2),
-    "chromosomenet_view_resnet10t_native": ("resnet10t", 1),
-    "chromosomenet_view_lite0": ("tf_efficientnet_lite0", 2),
-    "chromosomenet_view_lite0_native": ("tf_efficientnet_lite0", 1),
+
+
+class ViewArch(NamedTuple):
+    backbone: str        # a timm model name
+    downsample: int      # view scale: 1 native, 2 half
+    backbone_args: dict[str, Any] = {}  # overrides of the timm entrypoint's shape (never mutated)
+
+
+_HALF = {"channels": (32, 64, 128, 256), "stem_width": 16}  # ResNet-10t is (64, 128, 256, 512), stem 32
+
+VIEW_ARCHITECTURES: dict[str, ViewArch] = {
+    "chromosomenet_view_resnet18": ViewArch("resnet18", 2),
+    "chromosomenet_view_resnet18_native": ViewArch("resnet18", 1),
+    "chromosomenet_view_resnet10t": ViewArch("resnet10t", 2),
+    "chromosomenet_view_resnet10t_native": ViewArch("resnet10t", 1),
+    "chromosomenet_view_resnet10t_half": ViewArch("resnet10t", 2, _HALF),
+    "chromosomenet_view_lite0": ViewArch("tf_efficientnet_lite0", 2),
+    "chromosomenet_view_lite0_native": ViewArch("tf_efficientnet_lite0", 1),
 }
 
-__all__ = ["VIEW_ARCHITECTURES", "ViewNet", "is_view_model", "turned"]
+__all__ = ["VIEW_ARCHITECTURES", "ViewArch", "ViewNet", "is_view_model", "turned"]
 
 
 def turned(views: torch.Tensor) -> torch.Tensor:
@@ -102,7 +115,7 @@ def is_view_model(model: nn.Module) -> bool:
 
 
 def _cfg(name: str) -> dict[str, Any]:
-    backbone, downsample = VIEW_ARCHITECTURES[name]
+    backbone, downsample, backbone_args = VIEW_ARCHITECTURES[name]
     first_conv, classifier = {"tf_efficientnet_lite0": ("net.conv_stem", "net.classifier")}.get(
         backbone, ("net.conv1.0" if backbone.endswith("t") else "net.conv1", "net.fc"))
     h, w = ViewSpec(downsample=downsample).size
@@ -110,7 +123,7 @@ def _cfg(name: str) -> dict[str, Any]:
             "crop_pct": 1.0, "crop_mode": "center", "interpolation": "bilinear",
             "mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0),  # the view needs the raw [0, 1] canvas
             "first_conv": first_conv, "classifier": classifier,
-            "notes": (f"300x300 canvas -> canonical view {h}x{w} -> {backbone} (one grey channel)",)}
+            "notes": (f"300x300 canvas -> canonical view {h}x{w} -> {backbone}{' ' + str(backbone_args) if backbone_args else ''} (one grey channel)",)}
 
 
 # register_model (below) reads this module-level name when each entrypoint is registered.
@@ -118,14 +131,15 @@ default_cfgs = generate_default_cfgs({name: _cfg(name) for name in VIEW_ARCHITEC
 
 
 def _entrypoint(name: str) -> Any:
-    backbone, downsample = VIEW_ARCHITECTURES[name]
+    backbone, downsample, backbone_args = VIEW_ARCHITECTURES[name]
 
     def create(pretrained: bool = False, **kwargs: Any) -> ViewNet:
         return build_model_with_cfg(ViewNet, name, pretrained, backbone=backbone, downsample=downsample,
-                                    feature_cfg={"flatten_sequential": False}, **kwargs)
+                                    feature_cfg={"flatten_sequential": False}, **{**backbone_args, **kwargs})
 
     create.__name__ = create.__qualname__ = name
-    create.__doc__ = f"Canonical view ({'native scale' if downsample == 1 else f'x{downsample} down'}) + {backbone}."
+    create.__doc__ = (f"Canonical view ({'native scale' if downsample == 1 else f'x{downsample} down'}) + "
+                      f"{backbone}{' ' + str(backbone_args) if backbone_args else ''}.")
     return register_model(create)
 
 
