@@ -9,7 +9,7 @@ Prints Markdown tables: the quality flags, the capture of the box's dark pixels 
 (no other box within the margin), and import speed per core (isolate + canvas + PNG encode, in
 memory, one process). With ``--model``/``--manifest``: that fixed classifier on every metaphase
 of the manifest's test cases, accuracy on the instances the old import flagged ``merged`` and on
-the rest, before and after. ``--sheet``: a contact sheet of separated instances (box, before, after).
+the rest, before and after, and the formerly merged split by what separation made of them. ``--sheet``: a contact sheet of separated instances (box, before, after).
 """
 from __future__ import annotations
 
@@ -146,16 +146,32 @@ def classifier(cells, spec: str, batch: int = 256) -> None:
         old = before(gray, thr, boxes)
         group = ["merged before" if "merged" in o.flags else "not merged before" for o in old]
         totals.update(group)
-        for name, isos in (("before", old), ("after", after(gray, thr, boxes))):
+        new = after(gray, thr, boxes)
+        outcome = [f"merged before, {_outcome(n.flags)} after" if "merged" in o.flags else None
+                   for o, n in zip(old, new)]
+        totals.update(g for g in outcome if g)
+        for name, isos in (("before", old), ("after", new)):
             canvases = torch.from_numpy(np.stack([np.asarray(canvas(i)) for i in isos]))[:, None]  # (B, 1, H, W) grey
             pred = torch.cat([predictor(canvases[i:i + batch]) for i in range(0, len(canvases), batch)]).argmax(1)
-            hits[name].update(g for g, p, t in zip(group, pred.tolist(), ids) if p == t)
+            right = [p == t for p, t in zip(pred.tolist(), ids)]
+            hits[name].update(g for g, r in zip(group, right) if r)
+            hits[name].update(g for g, r in zip(outcome, right) if r and g)
     print(f"\nclassifier {spec} on {len(cells)} metaphases of unseen cases\n")
     print("| instances | n | accuracy before | accuracy after |\n|---|---:|---:|---:|")
-    for g in ("not merged before", "merged before"):
-        print(f"| {g} | {totals[g]} | {hits['before'][g] / totals[g]:.2%} | {hits['after'][g] / totals[g]:.2%} |")
-    n = sum(totals.values())
-    print(f"| all | {n} | {sum(hits['before'].values()) / n:.2%} | {sum(hits['after'].values()) / n:.2%} |")
+    for g in ("not merged before", "merged before", *(f"merged before, {o} after" for o in OUTCOMES)):
+        if totals[g]:
+            print(f"| {g} | {totals[g]} | {hits['before'][g] / totals[g]:.2%} | {hits['after'][g] / totals[g]:.2%} |")
+    n = totals["not merged before"] + totals["merged before"]
+    both = ("not merged before", "merged before")
+    print(f"| all | {n} | {sum(hits['before'][g] for g in both) / n:.2%} | {sum(hits['after'][g] for g in both) / n:.2%} |")
+
+
+OUTCOMES = ("separated", "overlap", "merged", "ok")  # what separation made of a formerly merged box
+
+
+def _outcome(flags) -> str:
+    """merged where separation failed, else overlap (a crossing: the harder case), separated, or ok."""
+    return next((o for o in ("merged", "overlap", "separated") if o in flags), "ok")
 
 
 def test_cells(cells, manifest: Path) -> list:
