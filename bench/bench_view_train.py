@@ -27,7 +27,8 @@ from chromosomenet.models.factory import create
 from chromosomenet.models.viewnet import is_view_model
 from chromosomenet.train import TrainConfig, train_step
 
-CANDIDATES = ("chromosomenet_view_resnet18", "chromosomenet_view_resnet10t", "chromosomenet_view_lite0")
+CANDIDATES = ("chromosomenet_view_resnet18", "chromosomenet_view_resnet10t", "chromosomenet_view_resnet10t_half",
+              "chromosomenet_view_lite0")
 
 
 def _rate(step, batches, warmup: int, steps: int) -> float:

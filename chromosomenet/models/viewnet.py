@@ -49,6 +49,7 @@ VIEW_ARCHITECTURES: dict[str, ViewArch] = {
     "chromosomenet_view_resnet10t": ViewArch("resnet10t", 2),
     "chromosomenet_view_resnet10t_native": ViewArch("resnet10t", 1),
     "chromosomenet_view_resnet10t_half": ViewArch("resnet10t", 2, _HALF),
+    "chromosomenet_view_resnet10t_half_native": ViewArch("resnet10t", 1, _HALF),
     "chromosomenet_view_lite0": ViewArch("tf_efficientnet_lite0", 2),
     "chromosomenet_view_lite0_native": ViewArch("tf_efficientnet_lite0", 1),
 }
