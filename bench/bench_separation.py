@@ -9,7 +9,8 @@ Prints Markdown tables: the quality flags, the capture of the box's dark pixels 
 (no other box within the margin), and import speed per core (isolate + canvas + PNG encode, in
 memory, one process). With ``--model``/``--manifest``: that fixed classifier on every metaphase
 of the manifest's test cases, accuracy on the instances the old import flagged ``merged`` and on
-the rest, before and after, and the formerly merged split by what separation made of them. ``--sheet``: a contact sheet of separated instances (box, before, after).
+the rest, before and after, and the formerly merged split by what separation made of them.
+``--sheet``: a contact sheet of separated instances (box, before, after).
 """
 from __future__ import annotations
 

@@ -34,11 +34,15 @@ from ..labels import NUM_CLASSES
 from ..view import ViewInfo, ViewSpec, canonical_view, quantize
 
 
-
 class ViewArch(NamedTuple):
     backbone: str        # a timm model name
     downsample: int      # view scale: 1 native, 2 half
     backbone_args: dict[str, Any] = {}  # overrides of the timm entrypoint's shape (never mutated)
+
+    @property
+    def net(self) -> str:
+        """The backbone as the config notes and docstrings name it."""
+        return f"{self.backbone} {self.backbone_args}" if self.backbone_args else self.backbone
 
 
 _HALF = {"channels": (32, 64, 128, 256), "stem_width": 16}  # ResNet-10t is (64, 128, 256, 512), stem 32
@@ -116,7 +120,8 @@ def is_view_model(model: nn.Module) -> bool:
 
 
 def _cfg(name: str) -> dict[str, Any]:
-    backbone, downsample, backbone_args = VIEW_ARCHITECTURES[name]
+    arch = VIEW_ARCHITECTURES[name]
+    backbone, downsample = arch.backbone, arch.downsample
     first_conv, classifier = {"tf_efficientnet_lite0": ("net.conv_stem", "net.classifier")}.get(
         backbone, ("net.conv1.0" if backbone.endswith("t") else "net.conv1", "net.fc"))
     h, w = ViewSpec(downsample=downsample).size
@@ -124,7 +129,7 @@ def _cfg(name: str) -> dict[str, Any]:
             "crop_pct": 1.0, "crop_mode": "center", "interpolation": "bilinear",
             "mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0),  # the view needs the raw [0, 1] canvas
             "first_conv": first_conv, "classifier": classifier,
-            "notes": (f"300x300 canvas -> canonical view {h}x{w} -> {backbone}{' ' + str(backbone_args) if backbone_args else ''} (one grey channel)",)}
+            "notes": (f"300x300 canvas -> canonical view {h}x{w} -> {arch.net} (one grey channel)",)}
 
 
 # register_model (below) reads this module-level name when each entrypoint is registered.
@@ -132,15 +137,15 @@ default_cfgs = generate_default_cfgs({name: _cfg(name) for name in VIEW_ARCHITEC
 
 
 def _entrypoint(name: str) -> Any:
-    backbone, downsample, backbone_args = VIEW_ARCHITECTURES[name]
+    arch = VIEW_ARCHITECTURES[name]
+    backbone, downsample, backbone_args = arch
 
     def create(pretrained: bool = False, **kwargs: Any) -> ViewNet:
         return build_model_with_cfg(ViewNet, name, pretrained, backbone=backbone, downsample=downsample,
                                     feature_cfg={"flatten_sequential": False}, **{**backbone_args, **kwargs})
 
     create.__name__ = create.__qualname__ = name
-    create.__doc__ = (f"Canonical view ({'native scale' if downsample == 1 else f'x{downsample} down'}) + "
-                      f"{backbone}{' ' + str(backbone_args) if backbone_args else ''}.")
+    create.__doc__ = f"Canonical view ({'native scale' if downsample == 1 else f'x{downsample} down'}) + {arch.net}."
     return register_model(create)
 
 
