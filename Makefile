@@ -8,11 +8,11 @@ OUT    ?= out
 SAMPLE := chromosomenet/sample
 STAMP  := $(VENV)/.installed
 
-MODEL  ?= models/chromosomenet-view-resnet10t
+MODEL  ?= models/chromosomenet-view-resnet10t-half
 FULL   ?= ../shared/data/tseng2023
 WORK   ?= work
-BUDGET ?= 130
-ARCH   ?= chromosomenet_view_resnet10t
+BUDGET ?= 110
+ARCH   ?= chromosomenet_view_resnet10t_half
 
 .PHONY: setup run train test bench sample clean
 

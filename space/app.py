@@ -2,7 +2,7 @@
 
 Runs from the repository root, from inside `space/`, or as a Hugging Face Space (with the
 `chromosomenet` package installed or copied next to this file). The model comes from `--model`,
-else `$CHROMOSOMENET_MODEL`, else the shipped model (`models/chromosomenet-view-resnet10t`); without
+else `$CHROMOSOMENET_MODEL`, else the shipped model (`models/chromosomenet-view-resnet10t-half`); without
 one the page says how to get one. All the work is in `chromosomenet/serve.py`.
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description="ChromosomeNet demo: one chromosome, or a whole cell.")
     ap.add_argument("--model", default=os.environ.get(ENV_MODEL),
                     help=f"local-dir:PATH, a run folder, or hf-hub:ORG/NAME (default: ${ENV_MODEL}, else "
-                         "the shipped models/chromosomenet-view-resnet10t)")
+                         "the shipped models/chromosomenet-view-resnet10t-half)")
     ap.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
                     help="address to bind (default 127.0.0.1; 0.0.0.0 exposes it to the network)")
     ap.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))

@@ -39,7 +39,7 @@ def test_the_shipped_model_is_a_compact_timm_repo_with_a_card():
     assert shipped.default_model() == FOLDER
     assert (FOLDER / "model.safetensors").stat().st_size <= 30e6
     config = json.loads((FOLDER / "config.json").read_text())
-    assert config["architecture"] == "chromosomenet_view_resnet10t" and config["label_names"] == list(NAMES)
+    assert config["architecture"] == "chromosomenet_view_resnet10t_half" and config["label_names"] == list(NAMES)
     card = (FOLDER / "README.md").read_text()
     assert "model-index" in card and "Cell level" in card and "Tseng" in card and "not a medical device" in card
     saved_costs(str(FOLDER / shipped.COSTS))  # parses

@@ -10,7 +10,7 @@ import json
 import os
 from pathlib import Path
 
-DEFAULT = "chromosomenet-view-resnet10t"   # what `make run`, the Space and `karyotype` use unless told otherwise
+DEFAULT = "chromosomenet-view-resnet10t-half"   # what `make run`, the Space and `karyotype` use unless told otherwise
 COSTS = "karyotype_costs.json"
 
 
