@@ -23,7 +23,7 @@ move back, the rest (the crossing) are shared (``_through``).
 Flags (order: separated, overlap, merged, low_fill, empty):
 - ``separated``: pixels of this box's blob went to another box (a cut was made);
 - ``overlap``: pixels are shared with a crossing chromosome;
-- ``merged``: separation failed and the box keeps all the ink in its box — it has no pixel of
+- ``merged``: separation failed and the box keeps its crop from on its own — it has no pixel of
   its own (it lies inside others and neither a band nor its centre tells it apart), it stays in
   pieces after the crossing step, or its one piece (crumbs aside) covers its box less than unmerged
   chromosomes do (``MIN_SPAN``) even after running on through a crossing; or its blob still runs
@@ -46,8 +46,7 @@ from scipy import ndimage
 from skimage.morphology import convex_hull_image
 from skimage.segmentation import watershed
 
-from .isolate import (_EIGHT, MARGIN, Isolated, Window, disk, finish, grow, isolate, isolate_window, ring_share,
-                      window)
+from .isolate import _EIGHT, MARGIN, Isolated, Window, disk, finish, grow, isolate, isolate_window, window
 from .voc import Box
 
 MIN_PIECE = 0.05  # a piece below this share of the box's pixels is a crumb, not a split chromosome
@@ -60,7 +59,6 @@ MIN_SPAN = (0.58, 0.70)
 MIN_BAND_PIXELS = 30  # own pixels needed to fit a box's band: fewer is a corner, not a line
 CORE = 0.2  # × box side, each way from its centre: where a box with no pixel of its own is seeded
 KEEP = 0.8  # share of its pixels a whole chromosome must keep when a centre seed is tried beside it
-MIN_SPECK = 20  # px: a dark component smaller than this in an unseparated box is dust, not chromosome
 BAND_NEAR = 1.5  # × half-width (+ 2 px): a band's fringe, where its chromosome's soft edge may still lie
 
 
@@ -81,7 +79,7 @@ def isolate_all(gray: np.ndarray, threshold: float, boxes: Sequence[Box]) -> lis
     out: dict[int, Isolated] = {}
     for blob, members in groups.items():
         if len(members) > 1:
-            out.update(_split(gray, blobs, blob, [boxes[i] for i in members], wins, members, threshold))
+            out.update(_split(gray, blobs, blob, [boxes[i] for i in members], wins, members))
     return [out[i] if i in out else isolate_window(gray, b, w) for i, (b, w) in enumerate(zip(boxes, wins))]
 
 
@@ -92,7 +90,7 @@ def _blob_id(blobs: np.ndarray, w: Window) -> int:
 
 
 def _split(gray: np.ndarray, blobs: np.ndarray, blob: int, boxes: list[Box], wins: list[Window],
-           members: list[int], threshold: float) -> dict[int, Isolated]:
+           members: list[int]) -> dict[int, Isolated]:
     """Split one blob among the boxes that chose it; returns the separated instances by box index."""
     h, w = gray.shape
     ry0, rx0 = max(min(b[1] for b in boxes) - MARGIN, 0), max(min(b[0] for b in boxes) - MARGIN, 0)
@@ -130,8 +128,8 @@ def _split(gray: np.ndarray, blobs: np.ndarray, blob: int, boxes: list[Box], win
     result = {}
     for k, (i, b, sl) in enumerate(zip(members, boxes, inbox)):
         flags = _flags(own[k], shared[k], copied, sl, region, whole.get(k))
-        if flags is None:  # separation failed: all the ink in its box, merged
-            result[i] = _unseparated(gray, b, wins[i], threshold)
+        if flags is None:  # separation failed: leave the box as it was on its own, merged
+            result[i] = _as_merged(isolate_window(gray, b, wins[i]))
             continue
         near = (slice(max(sl[0].start - MARGIN, 0), sl[0].stop + MARGIN),
                 slice(max(sl[1].start - MARGIN, 0), sl[1].stop + MARGIN))
@@ -363,17 +361,7 @@ def _unclaimed_ring(stray: np.ndarray, mine: np.ndarray, sl: tuple[slice, slice]
     return touching / total if total else 0.0
 
 
-def _unseparated(gray: np.ndarray, box: Box, win: Window, threshold: float) -> Isolated:
-    """A box whose chromosome could not be told from its neighbours: all the ink in its box (specks
-    aside), merged. The one component it chose on its own is often only a piece of it where a pale
-    band falls above the threshold or the neighbour's piece scores higher; on the 822 such boxes of
-    195 test metaphases the shipped half-width model scored 80.66 % with that component, 82.60 %
-    with all the box's ink, 82.48 % with specks too, 72.75 % with the raw box (bench/RESULTS.md)."""
-    x0, y0, x1, y1 = box
-    box_crop = gray[y0:y1, x0:x1]
-    lab, _ = ndimage.label(box_crop < threshold, structure=_EIGHT)
-    big = np.bincount(lab.ravel()) >= MIN_SPECK
-    big[0] = False
-    iso = finish(box_crop, grow(big[lab]), ring_share(win.comp, win.inbox))
+def _as_merged(iso: Isolated) -> Isolated:
+    """An instance that shares its blob but could not be separated is merged, whatever its ring."""
     flags = iso.flags if "merged" in iso.flags else ("merged",) + iso.flags
     return Isolated(iso.crop, flags, iso.fill, iso.ring)
