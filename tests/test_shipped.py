@@ -78,3 +78,21 @@ def test_the_space_engine_shows_the_view_and_uses_the_shipped_costs():
     r = classify_chromosome(engine, next((chromosomenet.sample_dir() / "0").glob("*.png")))
     assert r.canvas.size == (3 * 48, 3 * 104) and r.heatmap.size == r.canvas.size  # the 104×48 view, ×3
     assert "1" in r.top5  # a chromosome 1 of an unseen case
+
+
+@pytest.mark.parametrize("name, n_val, n_test", [(shipped.DEFAULT, 59, 59), ("chromosomenet-view-resnet10t", 58, 60)])
+def test_the_cases_it_trained_and_was_tested_on_ship_with_it_and_the_sample_is_not_among_them(name, n_val, n_test):
+    import csv
+    from chromosomenet.data.importers.tseng import case_id_of
+    path = shipped.models_dir() / name / "split_cases.csv"
+    if name != shipped.DEFAULT and not path.exists():
+        pytest.skip(f"{path} not written yet")
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    cases = [r["group"] for r in rows]
+    assert len(set(cases)) == len(cases)  # one split per case: leakage-free
+    count = {s: sum(r["split"] == s for r in rows) for s in ("train", "validation", "test")}
+    assert sum(count.values()) == len(rows) and (count["validation"], count["test"]) == (n_val, n_test)
+    sample = {case_id_of(line.split()[0]) for line in (shipped.models_dir().parent / "tools" / "sample_cells.txt")
+              .read_text().splitlines() if line.strip() and not line.startswith("#")}
+    assert len(sample) == 22 and not sample & set(cases)  # `make run` scores cases the model never saw

@@ -6,8 +6,8 @@ EVAL (optional): `chromosomenet evaluate` of the model as exported on the same t
 metrics and confusion matrix then go into the card instead of the run's own test pass (for a run
 scored before its exported form changed, e.g. before view models averaged both turns of the view).
 Copies the model repo files (not the checkpoint; weights as float16 where float32 would pass the
-project's 30 MB limit), the tuned costs as karyotype_costs.json, and adds the cell-level results to the
-model card.
+project's 30 MB limit), the tuned costs as karyotype_costs.json, the training dataset's cases by split
+as split_cases.csv (tools/split_cases.py), and adds the cell-level results to the model card.
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from pathlib import Path
 from safetensors.torch import load_file, save_file
 
 from chromosomenet.models.hub import write_card
+from split_cases import write as write_split_cases
 
 FILES = ("config.json", "model.safetensors", "README.md", "train_report.json", "log.csv", "confusion.png")
 LIMIT_MB = 30
@@ -59,6 +60,8 @@ def main(run: Path, cells: Path, dst: Path, evaluated: Path | None = None) -> No
         metrics = json.loads((evaluated / "metrics.json").read_text())["metrics"]
         shutil.copyfile(evaluated / "confusion.png", tmp / "confusion.png")
     write_card(tmp, report["facts"], metrics)  # with this checkout's card text
+    facts = report["facts"]
+    write_split_cases(Path(facts["dataset_id"]) / "manifest.csv", tmp / "split_cases.csv", facts["manifest_sha256"])
     summary = json.loads((cells / "summary.json").read_text())
     table = (cells / "README.md").read_text().split("\n\n", 1)[1].split("\n\n")[0]
     card = (tmp / "README.md").read_text()
@@ -66,7 +69,9 @@ def main(run: Path, cells: Path, dst: Path, evaluated: Path | None = None) -> No
                f"Constrained assignment of each cell's {summary['chromosomes'] // max(summary['cells'], 1)}-odd "
                "chromosomes to 22 autosome pairs + XX/XY, gains and losses allowed at a price (`chromosomenet "
                f"karyotype`); costs and review threshold tuned on the validation cells only: `karyotype_costs.json` "
-               "(the Space and `make run` use it). ISCN strings here are numerical findings only.\n")
+               "(the Space and `make run` use it). ISCN strings here are numerical findings only. The cases of "
+               "each split: `split_cases.csv` (score the model on its own unseen cases from any later import "
+               "with `tools/common_test_cases.py` in the chromosomenet repository).\n")
     marker = "\n## Usage"
     (tmp / "README.md").write_text(card.replace(marker, section + marker, 1) if marker in card else card + section)
     shutil.rmtree(dst, ignore_errors=True)
