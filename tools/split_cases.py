@@ -19,6 +19,8 @@ from pathlib import Path
 
 def write(manifest: Path, out: Path, sha256: str | None = None) -> Counter:
     """Write OUT from MANIFEST (checked against ``sha256`` when given); returns cases per split."""
+    if not manifest.is_file():
+        sys.exit(f"{manifest}: missing; split_cases.csv needs the local build the run was trained on")
     if sha256 and hashlib.sha256(manifest.read_bytes()).hexdigest() != sha256:
         sys.exit(f"{manifest}: not the manifest the run was trained on (sha256 {sha256[:8]}…); "
                  "rebuild that dataset or ship without split_cases.csv")
