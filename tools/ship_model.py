@@ -59,8 +59,8 @@ def main(run: Path, cells: Path, dst: Path, evaluated: Path | None = None) -> No
     if evaluated is not None:
         metrics = json.loads((evaluated / "metrics.json").read_text())["metrics"]
         shutil.copyfile(evaluated / "confusion.png", tmp / "confusion.png")
-    write_card(tmp, report["facts"], metrics)  # with this checkout's card text
     facts = report["facts"]
+    write_card(tmp, facts, metrics)  # with this checkout's card text
     write_split_cases(Path(facts["dataset_id"]) / "manifest.csv", tmp / "split_cases.csv", facts["manifest_sha256"])
     summary = json.loads((cells / "summary.json").read_text())
     table = (cells / "README.md").read_text().split("\n\n", 1)[1].split("\n\n")[0]
