@@ -3,8 +3,9 @@
 
 Each MANIFEST is a built dataset's manifest.csv (file, label, group, split, …) or a shipped model's
 split_cases.csv (group, split): the split a model was trained on. The same file twice gives that one
-model's split on RAW (its own unseen cases as the test split, whatever import RAW came from). DST holds RAW's images (symlinks) with metadata.csv's `split` rewritten: `test` for
-the cases in both test splits, `validation` for those in both validation splits, `train` for the
+model's split on RAW (its own unseen cases as the test split, whatever import RAW came from). DST
+holds RAW's images (symlinks) with metadata.csv's `split` rewritten: `test` for the cases in both
+test splits, `validation` for those in both validation splits, `train` for the
 rest. `build-dataset DST OUT --split from-metadata` then gives one test split both models can be
 scored on (`chromosomenet evaluate`, `karyotype --costs` with each model's own tuned costs).
 """

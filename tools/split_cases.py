@@ -23,7 +23,7 @@ def write(manifest: Path, out: Path, sha256: str | None = None) -> Counter:
         sys.exit(f"{manifest}: missing; split_cases.csv needs the local build the run was trained on")
     if sha256 and hashlib.sha256(manifest.read_bytes()).hexdigest() != sha256:
         sys.exit(f"{manifest}: not the manifest the run was trained on (sha256 {sha256[:8]}…); "
-                 "rebuild that dataset or ship without split_cases.csv")
+                 "rebuild that dataset (same import code, same command) before shipping")
     cases: dict[str, str] = {}
     with manifest.open(newline="") as f:
         for r in csv.DictReader(f):
