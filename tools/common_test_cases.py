@@ -47,5 +47,5 @@ def main(raw: Path, dst: Path, a: Path, b: Path) -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) != 5:
-        sys.exit(__doc__.splitlines()[1].strip("`"))
+        sys.exit("usage: " + __doc__.splitlines()[1].strip("`.").rstrip("`"))
     main(*(Path(p) for p in sys.argv[1:5]))
