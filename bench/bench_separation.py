@@ -1,15 +1,18 @@
 """Separating touching chromosomes: each box on its own (``isolate``, the import before) against all
 boxes of a metaphase together (``isolate_all``, the import now), same metaphases, same run.
 
-    python bench/bench_separation.py --src ../shared/data/tseng2023 [--metaphases 200]
-        [--model local-dir:models/chromosomenet-view-resnet18 --manifest DATASET/manifest.csv]
+    python bench/bench_separation.py --src ../shared/data/tseng2023 [--metaphases 200 (0: skip)]
+        [--model local-dir:models/chromosomenet-view-resnet10t-half
+         (--split-cases models/chromosomenet-view-resnet10t-half/split_cases.csv | --manifest DATASET/manifest.csv)]
         [--sheet docs/separation.png]
 
 Prints Markdown tables: the quality flags, the capture of the box's dark pixels on lone boxes
 (no other box within the margin), and import speed per core (isolate + canvas + PNG encode, in
-memory, one process). With ``--model``/``--manifest``: that fixed classifier on every metaphase
-of the manifest's test cases, accuracy on the instances the old import flagged ``merged`` and on
-the rest, before and after, and the formerly merged split by what separation made of them.
+memory, one process; ``--metaphases 0`` skips them). With ``--model`` and the test cases it never
+saw (``--split-cases``, the file shipped beside it, or the ``--manifest`` of the dataset it was
+trained on): that fixed classifier on every metaphase of those test cases, accuracy on the
+instances the old import flagged ``merged`` and on the rest, before and after, and the formerly
+merged split by what separation made of them.
 ``--sheet``: a contact sheet of separated instances (box, before, after).
 """
 from __future__ import annotations
@@ -175,7 +178,12 @@ def _outcome(flags) -> str:
     return next((o for o in ("merged", "overlap", "separated") if o in flags), "ok")
 
 
-def test_cells(cells, manifest: Path) -> list:
+def test_cells(cells, manifest: Path | None, split_cases: Path | None) -> list:
+    """The metaphases of the test cases: by stem from a manifest, by case from a split_cases.csv."""
+    if split_cases:
+        with split_cases.open(newline="") as f:
+            groups = {r["group"] for r in csv.DictReader(f) if r["split"] == "test"}
+        return [c for c in cells if tseng.case_id_of(c.stem) in groups]
     with manifest.open(newline="") as f:
         stems = {Path(r["file"]).stem.rsplit("_", 1)[0] for r in csv.DictReader(f) if r["split"] == "test"}
     return [c for c in cells if c.stem in stems]
@@ -187,12 +195,14 @@ def main() -> None:
     ap.add_argument("--metaphases", type=int, default=200)
     ap.add_argument("--model")
     ap.add_argument("--manifest", type=Path)
+    ap.add_argument("--split-cases", type=Path)
     ap.add_argument("--sheet", type=Path)
     args = ap.parse_args()
     cells, _ = tseng._cells(args.src, None)
-    quality(random.Random(0).sample(cells, min(args.metaphases, len(cells))), args.sheet)
-    if args.model and args.manifest:
-        classifier(test_cells(cells, args.manifest), args.model)
+    if args.metaphases:  # 0: the classifier table only
+        quality(random.Random(0).sample(cells, min(args.metaphases, len(cells))), args.sheet)
+    if args.model and (args.manifest or args.split_cases):
+        classifier(test_cells(cells, args.manifest, args.split_cases), args.model)
 
 
 if __name__ == "__main__":
