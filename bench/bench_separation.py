@@ -178,15 +178,13 @@ def _outcome(flags) -> str:
     return next((o for o in ("merged", "overlap", "separated") if o in flags), "ok")
 
 
-def test_cells(cells, manifest: Path | None, split_cases: Path | None) -> list:
-    """The metaphases of the test cases: by stem from a manifest, by case from a split_cases.csv."""
-    if split_cases:
-        with split_cases.open(newline="") as f:
-            groups = {r["group"] for r in csv.DictReader(f) if r["split"] == "test"}
-        return [c for c in cells if tseng.case_id_of(c.stem) in groups]
-    with manifest.open(newline="") as f:
-        stems = {Path(r["file"]).stem.rsplit("_", 1)[0] for r in csv.DictReader(f) if r["split"] == "test"}
-    return [c for c in cells if c.stem in stems]
+def test_cells(cells, cases: Path) -> list:
+    """The metaphases of the test cases of ``cases``: a split_cases.csv or a manifest (both have
+    ``group`` and ``split``), grouped by case as ``make train`` builds (matching stems too would
+    catch cells whose stem spells another case's id)."""
+    with cases.open(newline="") as f:
+        groups = {r["group"] for r in csv.DictReader(f) if r["split"] == "test"}
+    return [c for c in cells if tseng.case_id_of(c.stem) in groups]
 
 
 def main() -> None:
@@ -201,8 +199,9 @@ def main() -> None:
     cells, _ = tseng._cells(args.src, None)
     if args.metaphases:  # 0: the classifier table only
         quality(random.Random(0).sample(cells, min(args.metaphases, len(cells))), args.sheet)
-    if args.model and (args.manifest or args.split_cases):
-        classifier(test_cells(cells, args.manifest, args.split_cases), args.model)
+    cases = args.split_cases or args.manifest
+    if args.model and cases:
+        classifier(test_cells(cells, cases), args.model)
 
 
 if __name__ == "__main__":
