@@ -157,7 +157,7 @@ Measured: params (24 classes) and multiply-adds at {img_size}×{img_size}, count
 
 ## Table 2: test metrics (%) and InferenceTime
 
-Macro averages over the classes present; specificity is TN/(TN+FP) (the paper prints TN/(TP+TN), a typo;
+Macro averages over the classes in the truth or the predictions (scikit-learn's label set); specificity is TN/(TN+FP) (the paper prints TN/(TP+TN), a typo;
 `eval/<model>/metrics.json` has both). InferenceTime: seconds to predict 1,000 decoded images one at a time.
 Best per column in bold.
 

@@ -1,7 +1,8 @@
 """Classification metrics from a confusion matrix (the paper's section 5.2, with its typo fixed).
 
-Macro averages run over the classes present in the ground truth (support > 0), so a class that a
-small split lacks does not count as a zero; which classes had no support is reported.
+Macro averages run over scikit-learn's default label set: every class in the ground truth or in the
+predictions. A class a small split lacks does not count as a zero, but one that is predicted and absent
+from the truth stays in, with its false positives (precision 0); which classes had no support is reported.
 
 The paper prints specificity_j = TN/(TP+TN) (eq. 3); that is a typo for TN/(TN+FP). We report the
 correct one as ``specificity`` and the printed one as ``specificity_paper_formula`` beside it.
@@ -69,7 +70,8 @@ def _kappa(cm: np.ndarray) -> float:
 
 def summarize(cm: np.ndarray) -> dict:
     """Accuracy; macro precision, sensitivity, specificity TN/(TN+FP) (and the paper's printed
-    TN/(TP+TN)), F1 over present classes; kappa; per-class accuracy (= recall) and support."""
+    TN/(TP+TN)), F1 over the classes in the truth or the predictions (scikit-learn's default label set);
+    kappa; per-class accuracy (= recall, for classes with support) and support."""
     cm = np.asarray(cm, dtype=np.float64)
     if cm.ndim != 2 or cm.shape[0] != cm.shape[1] or cm.shape[0] > len(NAMES):
         raise MetricsInputError(f"confusion matrix has shape {cm.shape}; expected square, at most "
@@ -84,6 +86,7 @@ def summarize(cm: np.ndarray) -> dict:
     fn = support - tp
     tn = cm.sum() - tp - fp - fn
     present = support > 0
+    labelled = present | (predicted > 0)  # scikit-learn's unique_labels(y_true, y_pred)
     precision, recall = _div(tp, predicted), _div(tp, support)
     f1 = _div(2 * precision * recall, precision + recall)
     specificity = _div(tn, tn + fp)
@@ -91,11 +94,11 @@ def summarize(cm: np.ndarray) -> dict:
     return {
         "n": int(cm.sum()),
         "accuracy": float(tp.sum() / cm.sum()),
-        "precision": float(precision[present].mean()),
-        "sensitivity": float(recall[present].mean()),
-        "specificity": float(specificity[present].mean()),
-        "specificity_paper_formula": float(spec_paper[present].mean()),
-        "f1": float(f1[present].mean()),
+        "precision": float(precision[labelled].mean()),
+        "sensitivity": float(recall[labelled].mean()),
+        "specificity": float(specificity[labelled].mean()),
+        "specificity_paper_formula": float(spec_paper[labelled].mean()),
+        "f1": float(f1[labelled].mean()),
         "kappa": _kappa(cm),
         "per_class_accuracy": {NAMES[i]: (float(recall[i]) if present[i] else None) for i in range(len(tp))},
         "support": {NAMES[i]: int(support[i]) for i in range(len(tp))},

@@ -60,8 +60,13 @@ def test_summary_matches_sklearn(y, p):
     present = sorted(set(y.tolist()))
     assert NAMES[NO_SUPPORT] in s["no_support"] and s["per_class_accuracy"][NAMES[NO_SUPPORT]] is None
     assert s["accuracy"] == pytest.approx(accuracy_score(y, p))
-    prec, rec, f1, _ = precision_recall_fscore_support(y, p, labels=present, average="macro", zero_division=0)
-    assert (s["precision"], s["sensitivity"], s["f1"]) == pytest.approx((prec, rec, f1))
+    # scikit-learn's default label set: every class in the truth or the predictions (Y is predicted, not true)
+    prec, rec, f1, _ = precision_recall_fscore_support(y, p, average="macro", zero_division=0)
+    assert (s["precision"], s["sensitivity"], s["f1"]) == pytest.approx((prec, rec, f1), abs=1e-9)
+    if NO_SUPPORT in p:  # the predicted-only class counts: the truth's classes alone give another number
+        only_true = precision_recall_fscore_support(y, p, labels=present, average="macro", zero_division=0)[0]
+        assert s["precision"] != pytest.approx(only_true, abs=1e-9)
+    labelled = sorted(set(y.tolist()) | set(p.tolist()))
     assert s["kappa"] == pytest.approx(cohen_kappa_score(y, p))
     per = recall_score(y, p, labels=LABELS, average=None, zero_division=0)
     for j in LABELS:
@@ -69,7 +74,7 @@ def test_summary_matches_sklearn(y, p):
         assert s["per_class_accuracy"][NAMES[j]] == (pytest.approx(want) if want is not None else None)
         assert s["support"][NAMES[j]] == int((y == j).sum())
     mcm = multilabel_confusion_matrix(y, p, labels=LABELS)  # [[tn, fp], [fn, tp]] per class
-    tn, fp, tp = mcm[present, 0, 0], mcm[present, 0, 1], mcm[present, 1, 1]
+    tn, fp, tp = mcm[labelled, 0, 0], mcm[labelled, 0, 1], mcm[labelled, 1, 1]
     assert s["specificity"] == pytest.approx(np.mean(tn / (tn + fp)))
     assert s["specificity_paper_formula"] == pytest.approx(np.mean(tn / (tp + tn)))
 
@@ -241,10 +246,9 @@ def test_full_report_matches_sklearn_on_degenerate_probabilities(kind):
         probs /= probs.sum(1, keepdims=True)
     p = probs.argmax(1)
     r = full_report(y, p, probs, n_boot=50)
-    present = sorted(set(y.tolist()))
-    prec, rec, f1, _ = precision_recall_fscore_support(y, p, labels=present, average="macro", zero_division=0)
+    prec, rec, f1, _ = precision_recall_fscore_support(y, p, average="macro", zero_division=0)
     assert (r["accuracy"], r["precision"], r["sensitivity"], r["f1"]) == pytest.approx(
-        (accuracy_score(y, p), prec, rec, f1))
+        (accuracy_score(y, p), prec, rec, f1), abs=1e-9)
     assert r["kappa"] == pytest.approx(cohen_kappa_score(y, p))
     assert r["top2_accuracy"] == pytest.approx(top_k_accuracy_score(y, probs, k=2, labels=LABELS))
     assert r["nll"] == pytest.approx(log_loss(y, probs, labels=LABELS))

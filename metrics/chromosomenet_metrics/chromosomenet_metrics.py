@@ -10,7 +10,7 @@ from chromosomenet.metrics import full_report
 
 _DESCRIPTION = """The ChromosomeNet paper's metrics for 24-class chromosome classification (classes 0..23 =
 chromosomes 1..22, X, Y): accuracy, macro precision, sensitivity (recall), specificity TN/(TN+FP) and F1
-over the classes present in the references, the paper's specificity formula TN/(TP+TN), Cohen's kappa,
+over every class in the references or the predictions (scikit-learn's default), the paper's specificity formula TN/(TP+TN), Cohen's kappa,
 per-class accuracy; with `probabilities`, top-2 accuracy, expected calibration error (15 bins) and NLL;
 a 95 % bootstrap interval of accuracy that resamples `groups` (cases) when given, else instances."""
 
