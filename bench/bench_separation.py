@@ -33,7 +33,7 @@ from chromosomenet import labels
 from chromosomenet.data.importers import tseng, voc
 from chromosomenet.data.importers.isolate import MARGIN, isolate, metaphase_threshold, place_on_canvas
 from chromosomenet.data.importers.separate import isolate_all
-from chromosomenet.evaluate import Predictor, load_classifier
+from chromosomenet.predict import Predictor, load_classifier
 
 
 def metaphase(cell) -> tuple[np.ndarray, list, list[int]]:
@@ -196,7 +196,7 @@ def main() -> None:
     ap.add_argument("--split-cases", type=Path)
     ap.add_argument("--sheet", type=Path)
     args = ap.parse_args()
-    cells, _ = tseng._cells(args.src, None)
+    cells, _ = tseng.release_cells(args.src)
     if args.metaphases:  # 0: the classifier table only
         quality(random.Random(0).sample(cells, min(args.metaphases, len(cells))), args.sheet)
     cases = args.split_cases or args.manifest

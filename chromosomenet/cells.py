@@ -22,7 +22,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from . import labels
@@ -30,7 +29,7 @@ from .data.images import IMAGE_SUFFIXES, decode
 from .data.loading import describe, load_splits
 from .data.transforms import CanvasImages
 from .errors import BadInputError
-from .evaluate import Predictor, load_classifier, predict
+from .predict import Predictor, load_classifier, predict, predict_canvases
 from .figures import risk_coverage_png
 from .fsutil import atomic_write_text
 from .markdown import pct as pct_number
@@ -254,9 +253,7 @@ def karyotype_images(cfg: KaryotypeConfig) -> CellCall:
     canvases = [np.asarray(decode(f.read_bytes(), str(f)).image) for f in files]
     model, mcfg = load_classifier(cfg.run)
     predictor = Predictor(model, mcfg)
-    batch = torch.from_numpy(np.stack(canvases)).unsqueeze(1) if canvases else torch.zeros(0, 1, 300, 300)
-    probs = np.concatenate([predictor(batch[i:i + cfg.batch_size]).cpu().numpy()
-                            for i in range(0, len(batch), cfg.batch_size)]) if len(batch) else np.zeros((0, 24))
+    probs = predict_canvases(predictor, canvases, cfg.batch_size)
     costs, threshold = KaryotypeCosts(), DEFAULT_THRESHOLD
     if cfg.costs:
         costs, threshold, _ = saved_costs(cfg.costs)

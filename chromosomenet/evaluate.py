@@ -19,20 +19,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
-from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from . import labels
 from .data.loading import describe, load_splits
-from .data.transforms import CanvasImages, norm_stats, prepare
+from .data.transforms import CanvasImages
 from .errors import BadInputError
 from .figures import confusion_png, per_class_png
 from .fsutil import atomic_write_bytes, atomic_write_text
 from .metrics import confusion, full_report
-from .models import hub
-from .models.fold import fold_batchnorm
 from .models.registry import measure
-from .models.viewnet import is_view_model
+from .predict import Predictor, load_classifier, predict
 
 PROB_COLUMNS = tuple(f"p_{n}" for n in labels.NAMES)
 
@@ -52,55 +48,6 @@ class EvalConfig:
     n_boot: int = 1000
     seed: int = 0
     progress: bool = True
-
-
-def load_classifier(spec: str) -> tuple[torch.nn.Module, dict]:
-    """The model in eval mode and its pretrained_cfg; refuses models whose classes are not the 24."""
-    model = hub.load(spec).eval()
-    cfg = dict(model.pretrained_cfg)
-    names = cfg.get("label_names")
-    if model.num_classes != labels.NUM_CLASSES or (names is not None and list(names) != list(labels.NAMES)):
-        shown = list(names)[:5] if names is not None else f"{model.num_classes} outputs"
-        raise BadInputError(spec, f"its classes ({shown}…) are not the 24 ChromosomeNet classes",
-                            "evaluate a model trained on a ChromosomeNet-format dataset")
-    return model, cfg
-
-
-class Predictor:
-    """Batched inference: uint8 canvases in, probabilities out; preprocessing as the model's config says."""
-
-    def __init__(self, model: torch.nn.Module, cfg: dict, device: torch.device | None = None,
-                 precision: str = "auto", fold_bn: bool = True):
-        self.device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        model = model.to(self.device, memory_format=torch.channels_last).eval()
-        in_chans, self.img_size, _ = cfg["input_size"]
-        self.mean, self.std = norm_stats(cfg["mean"], cfg["std"], in_chans)
-        self.folded = 0  # conv→BatchNorm pairs folded into one convolution (a copy; ``model`` is untouched)
-        if fold_bn:
-            example = torch.randn(2, in_chans, self.img_size, self.img_size, generator=torch.Generator().manual_seed(0))
-            example = example.to(self.device).contiguous(memory_format=torch.channels_last)
-            model, self.folded = fold_batchnorm(model, example)
-        self.model = model
-        self.grey = is_view_model(model) and not any(self.mean) and all(v == 1 for v in self.std)
-        # auto: bf16 on GPUs, fp32 on CPUs (bf16 there is opt-in: faster only with AVX512-BF16/AMX)
-        self.bf16 = precision == "bf16" or (precision == "auto" and self.device.type == "cuda")
-
-    @torch.inference_mode()
-    def __call__(self, canvases: torch.Tensor) -> torch.Tensor:
-        canvases = canvases.to(self.device, non_blocking=True)
-        if self.grey:  # the view takes the grey [0, 1] canvas as it is: no 3-channel copy, no normalising
-            x = canvases.float().div_(255.0)
-        else:
-            x = prepare(canvases, self.img_size, self.mean, self.std)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            return self.model(x).float().softmax(-1)
-
-
-def predict(predictor: Predictor, split, batch_size: int, workers: int, progress: bool) -> np.ndarray:
-    loader = DataLoader(CanvasImages(split), batch_size=batch_size, num_workers=workers,
-                        pin_memory=predictor.device.type == "cuda")
-    out = [predictor(x).cpu() for x, _, _ in tqdm(loader, desc="predict", disable=not progress)]
-    return torch.cat(out).numpy()
 
 
 def inference_time(predictor: Predictor, split, n: int = 1000, warmup: int = 20) -> dict:

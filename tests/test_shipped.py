@@ -14,7 +14,7 @@ import chromosomenet
 from chromosomenet import NAMES
 from chromosomenet.cells import saved_costs
 from chromosomenet.data.transforms import CanvasImages
-from chromosomenet.evaluate import Predictor, load_classifier
+from chromosomenet.predict import Predictor, load_classifier
 from chromosomenet.models import shipped
 
 FOLDER = shipped.models_dir() / shipped.DEFAULT
