@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -20,11 +19,9 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .errors import ChromosomeNetError
 from .fsutil import atomic_write_bytes
+from .karyotype import CellCall
 from .labels import NAMES
 from .view import ViewSpec, views_uint8
-
-if TYPE_CHECKING:  # karyotype imports this module; the call is only read here
-    from .karyotype import CellCall
 
 LAYOUT: tuple[tuple[int, ...], ...] = (
     (0, 1, 2, 3, 4),

@@ -22,13 +22,12 @@ from scipy.special import expit
 
 from .errors import ChromosomeNetError
 from .fsutil import atomic_write_text
-from .karyogram import render_karyogram
 from .labels import NAMES, NORMAL_AUTOSOME_COPIES, NUM_CLASSES
 from .metrics import PROB_SUM_TOL
 from .review import pick_threshold, risk_coverage  # noqa: F401  (re-exported: part of this API)
 
 __all__ = ["KaryotypeCosts", "CellCall", "KaryotypeInputError", "assign", "iscn", "flag", "risk_coverage",
-           "pick_threshold", "tune_costs", "call_table", "write_call", "render_karyogram", "DEFAULT_GRID"]
+           "pick_threshold", "tune_costs", "call_table", "write_call", "DEFAULT_GRID"]
 
 X_ID, Y_ID = NUM_CLASSES - 2, NUM_CLASSES - 1
 VIABLE_TRISOMIES = (12, 17, 20)  # class ids of chromosomes 13, 18, 21: the trisomies seen at birth

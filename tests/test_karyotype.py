@@ -13,8 +13,9 @@ from scipy.special import expit
 
 import chromosomenet
 from chromosomenet.karyogram import KaryogramError
+from chromosomenet.karyogram import render_karyogram
 from chromosomenet.karyotype import (CellCall, KaryotypeCosts, KaryotypeInputError, assign, flag, iscn,
-                                     pick_threshold, render_karyogram, risk_coverage, tune_costs, write_call)
+                                     pick_threshold, risk_coverage, tune_costs, write_call)
 from chromosomenet.labels import NAMES, id_of
 
 X, Y = id_of("X"), id_of("Y")

@@ -13,12 +13,12 @@ from .. import labels
 from ..fsutil import atomic_write_text
 from ..markdown import table as _table
 from .builder import _CITATION
+from .buildinfo import BuildConfig, BuildReport
 from .splits import SPLITS
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from .build import BuildConfig, BuildReport
     from .scan import ScanResult
 
 ATTRIBUTION = "ATTRIBUTION.md"
