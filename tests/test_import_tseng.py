@@ -47,7 +47,7 @@ def out_png(out: Path, stem: str, k: int, name: str) -> np.ndarray:
 @pytest.fixture(scope="module")
 def imported(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("imp") / "raw"
-    report = import_tseng(FIXTURE, out, workers=1, progress=False)
+    report = import_tseng(FIXTURE, out, workers=1, separate=False, progress=False)  # each box on its own
     assert report.n_images == 3 and report.n_instances == 139 and not report.skipped
     assert sum(report.per_class.values()) == 139 and report.per_class["18"] == 7  # trisomy 18 cell
     return out
@@ -87,7 +87,7 @@ def test_metadata_columns_rows_cases_and_karyotypes(imported: Path) -> None:
 
 
 def test_separate_cuts_merged_instances_and_says_so(imported: Path, tmp_path: Path) -> None:
-    report = import_tseng(FIXTURE, tmp_path / "sep", workers=1, separate=True, progress=False)
+    report = import_tseng(FIXTURE, tmp_path / "sep", workers=1, progress=False)  # separating is the default
     before = {r["file"]: r["quality"].split(";") for r in read_rows(imported)}
     after = {r["file"]: r["quality"].split(";") for r in read_rows(tmp_path / "sep")}
     assert after.keys() == before.keys() and report.n_instances == 139

@@ -134,7 +134,7 @@ def case_id_of(stem: str) -> str:
 
 
 @dataclass(frozen=True)
-class _Cell:
+class Cell:
     stem: str
     jpg: Path
     xml: Path
@@ -192,7 +192,7 @@ def _read_splits(src: Path) -> dict[str, str]:
     return out
 
 
-def _cells(src: Path, cells: Sequence[str] | None) -> tuple[list[_Cell], list[Problem]]:
+def release_cells(src: Path, cells: Sequence[str] | None = None) -> tuple[list[Cell], list[Problem]]:
     """Pair JPEGs with XMLs (by stem); unpaired files become problems."""
     images, annotations = _release_dirs(src)
     jpgs = {p.stem: p for p in images.iterdir() if p.suffix.lower() in (".jpg", ".jpeg")}
@@ -213,7 +213,7 @@ def _cells(src: Path, cells: Sequence[str] | None) -> tuple[list[_Cell], list[Pr
         elif s not in jpgs:
             problems.append((str(xmls[s]), "annotation has no image", f"add {images.name}/{s}.jpg or remove it"))
         else:
-            found.append(_Cell(s, jpgs[s], xmls[s], jpgs[s].relative_to(src).as_posix(),
+            found.append(Cell(s, jpgs[s], xmls[s], jpgs[s].relative_to(src).as_posix(),
                                karyotypes.get(s, ("", "", "unknown")), splits.get(s, "")))
     return found, problems
 
@@ -261,7 +261,7 @@ def _validate(xml: Path, k: int, name: str, box: Box | None, w: int, h: int) -> 
     return label, clipped
 
 
-def _row(cell: _Cell, k: int, label: int, box: Box, scale: float, flags: Sequence[str]) -> dict[str, str]:
+def _row(cell: Cell, k: int, label: int, box: Box, scale: float, flags: Sequence[str]) -> dict[str, str]:
     return {"file": f"{label}/{cell.stem}_{k:02d}.png", "label": str(label), "name": labels.NAMES[label],
             "case_id": case_id_of(cell.stem), "cell_id": cell.stem, "source_image": cell.source_image,
             "xmin": str(box[0]), "ymin": str(box[1]), "xmax": str(box[2]), "ymax": str(box[3]),
@@ -270,7 +270,7 @@ def _row(cell: _Cell, k: int, label: int, box: Box, scale: float, flags: Sequenc
             "karyotype_type": cell.karyotype[2], "split": cell.split}
 
 
-def _process(cell: _Cell, out: Path, canvas: int, stop_early: bool,
+def _process(cell: Cell, out: Path, canvas: int, stop_early: bool,
              separate: bool) -> tuple[list[dict[str, str]], list[Problem]]:
     """Write one metaphase's PNGs under ``out``; return its metadata rows and problems."""
     try:
@@ -300,7 +300,7 @@ def _process(cell: _Cell, out: Path, canvas: int, stop_early: bool,
     return rows, problems
 
 
-def _run(cells: list[_Cell], out: Path, canvas: int, stop_early: bool, separate: bool, workers: int,
+def _run(cells: list[Cell], out: Path, canvas: int, stop_early: bool, separate: bool, workers: int,
          progress: bool) -> Iterator[tuple[list[dict[str, str]], list[Problem]]]:
     """Results per metaphase in input order, whatever the worker count (→ deterministic output)."""
     bar = tqdm(total=len(cells), disable=not progress, unit="img", desc="import tseng")
@@ -327,13 +327,14 @@ def _tick(results: Iterable, bar: tqdm) -> Iterator:
 
 def import_tseng(src: str | Path, out: str | Path, *, workers: int | None = None,
                  cells: Sequence[str] | None = None, canvas: int = 300, overwrite: bool = False,
-                 on_error: str = "fail", separate: bool = False, progress: bool = True) -> ImportReport:
+                 on_error: str = "fail", separate: bool = True, progress: bool = True) -> ImportReport:
     """Convert the Tseng release at ``src`` into the paper's raw layout at ``out`` (atomically).
 
     ``cells`` limits the import to those stems. ``on_error="fail"`` raises
     :class:`BadInputError` on the first bad file; ``"skip"`` skips the bad metaphase (or just the
-    bad object) and lists it in ``ImportReport.skipped``. ``separate`` splits touching and crossing
-    chromosomes (:mod:`.separate`; the shipped model was trained on it). ``workers`` processes (default: all
+    bad object) and lists it in ``ImportReport.skipped``. ``separate`` (the default) splits touching and
+    crossing chromosomes (:mod:`.separate`: the import every shipped model was trained on; False isolates
+    each box on its own, as the older ResNet-18 was trained). ``workers`` processes (default: all
     cores; 1 = in-process) give byte-identical output.
     """
     if on_error not in ("fail", "skip"):
@@ -342,7 +343,7 @@ def import_tseng(src: str | Path, out: str | Path, *, workers: int | None = None
         raise ValueError(f"canvas must be a positive size, not {canvas}")
     src, out = Path(src), Path(out)
     start = time.perf_counter()
-    todo, problems = _cells(src, cells)
+    todo, problems = release_cells(src, cells)
     fail = on_error == "fail"
     if problems and fail:
         raise BadInputError(*problems[0])
