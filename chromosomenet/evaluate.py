@@ -45,6 +45,7 @@ class EvalConfig:
     timing_samples: int = 1000
     throughput_seconds: float = 2.0  # per batch size tried
     precision: str = "auto"          # auto (bf16 on GPU, fp32 on CPU) | fp32 | bf16
+    backend: str = "torch"           # torch | onnx (``model`` is then a .onnx file from ``export-onnx``)
     n_boot: int = 1000
     seed: int = 0
     progress: bool = True
@@ -125,19 +126,28 @@ def evaluate(cfg: EvalConfig) -> dict:
     """Predict a split with a model and write the report; returns the metrics."""
     splits = load_splits(cfg.data, need=(cfg.split,))
     split = splits[cfg.split]
-    model, mcfg = load_classifier(cfg.model)
-    predictor = Predictor(model, mcfg, precision=cfg.precision)
+    if cfg.backend == "onnx":  # an exported file (chromosomenet export-onnx): onnxruntime, no torch model
+        from .export import OnnxPredictor
+
+        model, mcfg, predictor = None, {"input_size": (1, 300, 300)}, OnnxPredictor(cfg.model)
+    elif cfg.backend == "torch":
+        model, mcfg = load_classifier(cfg.model)
+        predictor = Predictor(model, mcfg, precision=cfg.precision)
+    else:
+        raise BadInputError(cfg.backend, "unknown backend", "use torch or onnx")
     gpu = predictor.device.type == "cuda"
     batch_size = cfg.batch_size or (128 if gpu else 16)
     workers = cfg.workers if cfg.workers is not None else (min(8, os.cpu_count() or 1) if gpu else 0)
     probs = predict(predictor, split, batch_size, workers, cfg.progress)
-    facts = {"model": cfg.model, "split": cfg.split, "data": describe(cfg.data, splits),
+    facts = {"model": cfg.model, "split": cfg.split, "data": describe(cfg.data, splits), "backend": cfg.backend,
              "device": torch.cuda.get_device_name() if predictor.device.type == "cuda" else "cpu",
              "torch_threads": torch.get_num_threads(), "input_size": list(mcfg["input_size"]),
-             "precision": "bf16" if predictor.bf16 else "fp32", "batchnorm_folded": predictor.folded}
+             "precision": "bf16" if getattr(predictor, "bf16", False) else "fp32",
+             "batchnorm_folded": getattr(predictor, "folded", None)}
     if cfg.timing:
-        params_m, gmacs = measure(model, img_size=mcfg["input_size"][1], in_chans=mcfg["input_size"][0])
-        facts["complexity"] = {"params_m": params_m, "gmacs": gmacs}
+        if model is not None:
+            params_m, gmacs = measure(model, img_size=mcfg["input_size"][1], in_chans=mcfg["input_size"][0])
+            facts["complexity"] = {"params_m": params_m, "gmacs": gmacs}
         facts["inference_time"] = inference_time(predictor, split, cfg.timing_samples)
         facts["throughput"] = best_throughput(predictor, seconds=cfg.throughput_seconds)
     return report(Path(cfg.out), split, probs, probs.argmax(1), facts, cfg.n_boot, cfg.seed)

@@ -50,18 +50,22 @@ class Predictor:
         # auto: bf16 on GPUs, fp32 on CPUs (bf16 there is opt-in: faster only with AVX512-BF16/AMX)
         self.bf16 = precision == "bf16" or (precision == "auto" and self.device.type == "cuda")
 
-    @torch.inference_mode()
-    def __call__(self, canvases: torch.Tensor) -> torch.Tensor:
+    def inputs(self, canvases: torch.Tensor) -> torch.Tensor:
+        """uint8 canvases → the model's input, as its config says."""
         canvases = canvases.to(self.device, non_blocking=True)
         if self.grey:  # the view takes the grey [0, 1] canvas as it is: no 3-channel copy, no normalising
-            x = canvases.float().div_(255.0)
-        else:
-            x = prepare(canvases, self.img_size, self.mean, self.std)
+            return canvases.float().div(255.0)
+        return prepare(canvases, self.img_size, self.mean, self.std)
+
+    @torch.inference_mode()
+    def __call__(self, canvases: torch.Tensor) -> torch.Tensor:
+        x = self.inputs(canvases)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             return self.model(x).float().softmax(-1)
 
 
-def predict(predictor: Predictor, split, batch_size: int, workers: int, progress: bool) -> np.ndarray:
+def predict(predictor, split, batch_size: int, workers: int, progress: bool) -> np.ndarray:
+    """Probabilities of every canvas of a split: ``predictor`` a :class:`Predictor` or an ``OnnxPredictor``."""
     loader = DataLoader(CanvasImages(split), batch_size=batch_size, num_workers=workers,
                         pin_memory=predictor.device.type == "cuda")
     out = [predictor(x).cpu() for x, _, _ in tqdm(loader, desc="predict", disable=not progress)]

@@ -37,8 +37,9 @@ import torch.nn.functional as F
 
 MEASURE_BLOCK = 2  # moments and extent on 2×2 blocks of the canvas (when its sides are even)
 # Bumped whenever the view's pixels change, so that caches of an older view are not reused
-# (2: moments and extent on 2×2 blocks; 1: on every pixel, float64).
-VIEW_VERSION = 2
+# (3: the axis by half-angle formulas, no arctangent, for the ONNX export: 7 pixels of the 1,014 sample
+# views move one grey level; 2: moments and extent on 2×2 blocks; 1: on every pixel, float64).
+VIEW_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -111,8 +112,14 @@ def canonical_view(canvas: torch.Tensor, spec: ViewSpec = ViewSpec()) -> tuple[t
     cxx = e[:, 0, 2] - cx * cx
     cyy = e[:, 2, 0] - cy * cy
     cxy = e[:, 1, 1] - cx * cy
-    theta = 0.5 * torch.atan2(2 * cxy, cxx - cyy)                            # major axis vs the x axis
-    cos, sin = torch.cos(theta), torch.sin(theta)
+    # the major axis at angle θ = atan2(2 cxy, cxx − cyy) / 2 from the x axis, as its cosine and sine by the
+    # half-angle formulas (no arctangent: onnxruntime has none in float64, and the ONNX export must agree)
+    dx, dy = cxx - cyy, 2 * cxy
+    r = torch.sqrt(dx * dx + dy * dy)
+    c2 = torch.where(r > 0, dx / torch.where(r > 0, r, torch.ones_like(r)), torch.ones_like(r))
+    cos = torch.sqrt(((1 + c2) / 2).clamp(min=0))
+    sin = torch.sqrt(((1 - c2) / 2).clamp(min=0)) * torch.where(dy < 0, -1.0, 1.0).to(r.dtype)
+    traced = torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
     # third central moment along the axis (a·dx + b·dy)^3, expanded into central moments mu_ij
     mu30 = e[:, 0, 3] - 3 * cx * e[:, 0, 2] + 2 * cx ** 3
     mu03 = e[:, 3, 0] - 3 * cy * e[:, 2, 0] + 2 * cy ** 3
@@ -130,14 +137,20 @@ def canonical_view(canvas: torch.Tensor, spec: ViewSpec = ViewSpec()) -> tuple[t
     half = _half_extent(dark, xs, ys, cx, cy, cos, sin) + 0.5 + (f - 1) / 2 * 2 ** 0.5   # (B, 2)
     fit = half / limits
     near = (fit > 1).any(1) & ~blank
-    if f > 1 and near.any():
-        native = torch.arange(max(h, w), device=inv.device, dtype=torch.float64)
+    # A traced graph (ONNX export) cannot branch on data or write through a mask: there the extent on
+    # the pixels is measured for every canvas and chosen where needed (the same numbers, more work).
+    native = torch.arange(max(h, w), device=inv.device, dtype=torch.float64)
+    if f > 1 and traced:
+        exact = (_half_extent(ink[:, 0] > spec.extent_ink, native[:w] - ox, native[:h] - oy, cx, cy, cos, sin)
+                 + 0.5) / limits
+        fit = torch.where(near.unsqueeze(1), exact, fit)
+    elif f > 1 and near.any():
         fit[near] = (_half_extent(ink[near, 0] > spec.extent_ink, native[:w] - ox, native[:h] - oy, cx[near], cy[near],
                                   cos[near], sin[near]) + 0.5) / limits
     scale = fit.amax(1).clamp_(min=1).float()                               # blank: nothing dark, 1
-    theta = torch.where(blank, torch.zeros_like(theta), torch.atan2(sin, cos)).float()
+    cos, sin = torch.where(blank, 1.0, cos).float(), torch.where(blank, 0.0, sin).float()
+    theta = torch.atan2(sin, cos)
     cx, cy = (cx + ox).float(), (cy + oy).float()                            # back to canvas pixels
-    cos, sin = torch.cos(theta), torch.sin(theta)
 
     # window pixel centres (u across, v along) in native pixels about the centroid
     u = (torch.arange(spec.width, device=inv.device, dtype=torch.float32) + 0.5 - spec.width / 2).view(1, 1, -1)
@@ -148,9 +161,13 @@ def canonical_view(canvas: torch.Tensor, spec: ViewSpec = ViewSpec()) -> tuple[t
     # coordinate is computed in place and written into its slot of the grid (align_corners=False):
     # the same float32 operations as out-of-place, without the (B, h, w) temporaries and the stack,
     # which cost a fifth of the view on the CPU
-    grid = torch.empty(b, spec.height, spec.width, 2, device=inv.device)
-    for i, (p, c, size) in enumerate(((v * cos - u * sin, cx, w), (v * sin + u * cos, cy, h))):
-        torch.sub(p.mul_(s).add_(c.view(b, 1, 1)).mul_(2).add_(1).div_(size), 1, out=grid[..., i])
+    coords = ((v * cos - u * sin, cx, w), (v * sin + u * cos, cy, h))
+    if traced:  # out-of-place: the same float32 operations in the same order
+        grid = torch.stack([((p * s + c.view(b, 1, 1)) * 2 + 1) / size - 1 for p, c, size in coords], -1)
+    else:
+        grid = torch.empty(b, spec.height, spec.width, 2, device=inv.device)
+        for i, (p, c, size) in enumerate(coords):
+            torch.sub(p.mul_(s).add_(c.view(b, 1, 1)).mul_(2).add_(1).div_(size), 1, out=grid[..., i])
     # sample the ink (1 - grey) so that everything outside the canvas is white
     out = 1 - F.grid_sample(inv, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     out = _block_mean(out, spec.downsample)
@@ -163,9 +180,11 @@ def _half_extent(dark: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor, cx: tor
     (cos, sin); ``dark`` (B, R, C) with cell centres ``xs`` (C,) and ``ys`` (R,). A linear
     function's maximum over a row's cells lies at its first or last dark cell, so two per row do."""
     b, r, c = dark.shape
-    dark = dark.to(torch.uint8)
+    # small integers are fastest in torch; onnxruntime's ArgMax takes floats only (the same first index)
+    dtypes = (torch.float32, torch.float32) if torch.jit.is_tracing() else (torch.uint8, torch.int16)
+    dark = dark.to(dtypes[0])
     first = torch.argmax(dark, 2)
-    last = torch.argmax(dark * torch.arange(c, device=dark.device, dtype=torch.int16), 2)
+    last = torch.argmax(dark * torch.arange(c, device=dark.device, dtype=dtypes[1]), 2)
     rx = xs[torch.stack([first, last], -1)] - cx.view(b, 1, 1)              # (B, R, 2)
     ry = (ys.view(1, r) - cy.view(b, 1)).view(b, r, 1)
     cos, sin = cos.view(b, 1, 1), sin.view(b, 1, 1)
