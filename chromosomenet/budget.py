@@ -44,7 +44,9 @@ def measure(net: torch.nn.Module, make_batch, loss_fn, lr: float, autocast, step
             warmup: int = 3) -> tuple[float, float]:
     """(seconds per training step, seconds per image of an eval forward) on a copy of ``net``.
 
-    ``make_batch()`` gives one training batch ``(input, target)`` already prepared for ``net``.
+    ``make_batch()`` gives one training batch ``(input, target)`` already prepared for ``net``;
+    ``loss_fn(model, input, target)`` its loss (a classifier's criterion on its logits, a detector's
+    own losses).
     """
     probe = copy.deepcopy(net).train()
     opt = torch.optim.AdamW(probe.parameters(), lr=lr)
@@ -52,7 +54,7 @@ def measure(net: torch.nn.Module, make_batch, loss_fn, lr: float, autocast, step
 
     def step() -> None:
         with autocast():
-            loss = loss_fn(probe(x).float(), y)
+            loss = loss_fn(probe, x, y)
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)

@@ -34,7 +34,8 @@ from .figures import risk_coverage_png
 from .fsutil import atomic_write_text
 from .markdown import pct as pct_number
 from .markdown import table as md_table
-from .karyotype import (CellCall, KaryotypeCosts, assign, flag, iscn, pick_threshold, render_karyogram,
+from .karyogram import render_karyogram
+from .karyotype import (CellCall, KaryotypeCosts, assign, flag, iscn, pick_threshold,
                         risk_coverage, tune_costs, write_call)
 from .review import ALWAYS_REVIEW, forced_review, unflagged
 

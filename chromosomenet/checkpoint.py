@@ -1,7 +1,8 @@
 """A run folder's training state: per-epoch checkpoint (atomic), resume checks, the epoch log.
 
     RUN_DIR/checkpoint/  model.safetensors  best.safetensors  optim.pt  state.json
-    RUN_DIR/log.csv      epoch, train_loss, val_loss, val_accuracy, lr, images_per_s, seconds
+    RUN_DIR/log.csv      one row per epoch (a classifier's: epoch, train_loss, val_loss, val_accuracy, lr,
+                         images_per_s, seconds; a detector's names its own validation measures)
 """
 from __future__ import annotations
 
@@ -60,7 +61,7 @@ def save(run_dir: Path, state: RunState, model_state: dict, best_state: dict, op
         torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / "optim.pt")
         (tmp / "state.json").write_text(json.dumps(asdict(state), indent=2) + "\n")
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=LOG_COLUMNS, lineterminator="\n")
+    w = csv.DictWriter(buf, fieldnames=list(state.log[0]) if state.log else LOG_COLUMNS, lineterminator="\n")
     w.writeheader()
     w.writerows(state.log)
     atomic_write_text(run_dir / "log.csv", buf.getvalue())

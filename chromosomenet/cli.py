@@ -6,6 +6,7 @@ import os
 import sys
 from pathlib import Path
 
+from .cli_detect import add_detect_parsers
 from .errors import BadInputError, ChromosomeNetError
 
 
@@ -80,18 +81,32 @@ def _benchmark(a: argparse.Namespace) -> None:
 
 def _demo(a: argparse.Namespace) -> None:
     from .demo import DemoConfig, run_demo
-    from .models.shipped import default_model
+    from .models.shipped import default_spec
 
-    model = a.model or (f"local-dir:{default_model()}" if default_model() else None)
-    if model is None:
-        raise BadInputError("models/", "holds no shipped model", "pass --model local-dir:RUN_DIR (e.g. from `make train`)")
-    readme = run_demo(DemoConfig(model=model, data=a.data, out=Path(a.out), split=a.split, costs=a.costs))
+    model = a.model or default_spec()
+    readme = run_demo(DemoConfig(model=model, data=a.data, out=Path(a.out), split=a.split, costs=a.costs,
+                                 metaphases=a.metaphases, detector=a.detector))
     print(f"report: {readme}")
 
 
 def _karyotype(a: argparse.Namespace) -> None:
     from .cells import KaryotypeConfig, karyotype_images, karyotype_split
+    from .models.shipped import default_spec
 
+    if a.metaphase:
+        from .metaphase import MetaphaseConfig, karyotype_metaphases
+
+        rows = karyotype_metaphases(MetaphaseConfig(images=tuple(a.metaphase), out=Path(a.out), classifier=a.run,
+                                                    detector=a.detector, boxes=a.boxes, costs=a.costs))
+        for r in rows:
+            print(f"{r['cell']}: {r['predicted_iscn'] or 'no karyotype called'} ({r['n']} chromosomes from the "
+                  f"{r['boxes_from']}, {r['flagged']} flagged)" + (f"; {r['message']}" if r["message"] else "")
+                  + (f"; {r['notes']}" if r["notes"] else ""))
+        print(f"wrote {a.out}/cells.csv, karyograms/, metaphases/, calls/, boxes/")
+        return
+    if a.boxes or a.detector:
+        raise BadInputError("--boxes/--detector", "go with --metaphase", "pass the metaphase images with --metaphase")
+    a.run = a.run or default_spec()
     cfg = KaryotypeConfig(run=a.run, out=Path(a.out), data=a.data, split=a.split, images=tuple(a.images or ()),
                           one_cell=a.one_cell, costs=a.costs, target_accuracy=a.target_accuracy, workers=a.workers,
                           bound_level=a.bound_level or None,
@@ -109,10 +124,11 @@ def _karyotype(a: argparse.Namespace) -> None:
 
 def _evaluate(a: argparse.Namespace) -> None:
     from .evaluate import EvalConfig, evaluate, format_metrics
+    from .models.shipped import default_spec
 
-    cfg = EvalConfig(model=a.model, data=a.data, out=Path(a.out), split=a.split, batch_size=a.batch_size,
-                     workers=a.workers, timing=not a.no_timing, timing_samples=a.timing_samples,
-                     precision=a.precision)
+    cfg = EvalConfig(model=a.model or default_spec(), data=a.data, out=Path(a.out), split=a.split,
+                     batch_size=a.batch_size, workers=a.workers, timing=not a.no_timing,
+                     timing_samples=a.timing_samples, precision=a.precision, backend=a.backend)
     metrics = evaluate(cfg)
     print(format_metrics(metrics))
     print(f"wrote {a.out}/predictions.parquet, metrics.json, confusion.png, per_class.png")
@@ -128,7 +144,7 @@ def _score(a: argparse.Namespace) -> None:
 def _serve(a: argparse.Namespace) -> None:
     from .serve import launch
 
-    launch(a.model, host=a.host, port=a.port)
+    launch(a.model, host=a.host, port=a.port, detector=a.detector)
 
 
 def add_train_args(p: argparse.ArgumentParser) -> None:
@@ -196,10 +212,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--cells", help="only these image stems: comma-separated, or a file of stems")
     p.add_argument("--canvas", type=int, default=300)
     p.add_argument("--on-error", choices=("fail", "skip"), default="fail")
-    p.add_argument("--separate", action="store_true",
-                   help="split touching / crossing chromosomes (all boxes of a metaphase together; "
-                        "flags separated / overlap; merged only where it failed): the import the "
-                        "shipped model was trained on")
+    p.add_argument("--separate", action=argparse.BooleanOptionalAction, default=True,
+                   help="split touching / crossing chromosomes (all boxes of a metaphase together; flags "
+                        "separated / overlap; merged only where it failed): the import the shipped models were "
+                        "trained on (default); --no-separate isolates each box on its own")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     _workers(p)
     p.set_defaults(func=_import_tseng)
@@ -226,7 +242,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("dataset")
     p.set_defaults(func=_info)
 
-    p = sub.add_parser("models", help="the paper's baselines: params, GMACs, paper accuracy")
+    p = sub.add_parser("models", help="the shipped models, and the paper's baselines: params, GMACs, paper accuracy")
     p.add_argument("--img-size", type=int, default=224)
     p.add_argument("--in-chans", type=int, choices=(1, 3), default=3)
     p.set_defaults(func=_models)
@@ -236,6 +252,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--stop-after", type=int, help="end this invocation after N epochs (resume later)")
     p.set_defaults(func=_train)
+
+    add_detect_parsers(sub)
 
     p = sub.add_parser("benchmark", help="train + evaluate a suite; report mirroring the paper's tables 1-6")
     p.add_argument("--suite", choices=("paper",), default="paper",
@@ -248,7 +266,8 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_benchmark)
 
     p = sub.add_parser("evaluate", help="score a run / timm model on a split: predictions, metrics, figures")
-    p.add_argument("model", help="run folder, local-dir:PATH, hf-hub:ORG/NAME or a timm name")
+    p.add_argument("model", nargs="?", help="run folder, local-dir:PATH, hf-hub:ORG/NAME or a timm name "
+                                            "(default: the shipped default classifier)")
     p.add_argument("--data", required=True)
     p.add_argument("--split", default="test")
     p.add_argument("--out", required=True, help="folder for predictions.parquet, metrics.json, figures")
@@ -258,21 +277,33 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--timing-samples", type=int, default=1000, help="InferenceTime sample count (paper: 1000)")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                    help="auto: bf16 on GPU, fp32 on CPU")
+    p.add_argument("--backend", choices=("torch", "onnx"), default="torch",
+                   help="onnx: MODEL is a .onnx file from `export-onnx`, run by onnxruntime")
     p.set_defaults(func=_evaluate)
 
     p = sub.add_parser("demo", help="the main job: evaluate + karyotype every cell with a trained model, one report")
-    p.add_argument("--model", help="local-dir:PATH or hf-hub:ORG/NAME (default: the shipped model)")
+    p.add_argument("--model", help="local-dir:PATH or hf-hub:ORG/NAME (default: the shipped default classifier)")
     p.add_argument("--data", required=True, help="a built dataset with cell ids")
     p.add_argument("--split", default="all", help="a split name, or all (default: every split)")
     p.add_argument("--costs", help="karyotype costs.json (default: the one beside the model)")
+    p.add_argument("--metaphases", help="a folder of metaphase images and their <stem>.xml VOC boxes: also karyotype "
+                                        "them from the bare images, beside the annotated boxes")
+    p.add_argument("--detector", help="with --metaphases: local-dir:PATH or hf-hub:ORG/NAME (default: the shipped one)")
     p.add_argument("--out", required=True)
     p.set_defaults(func=_demo)
 
     p = sub.add_parser("karyotype", help="cell-level calls: karyograms, ISCN count strings, review flags")
-    p.add_argument("--run", required=True, help="a trained run (folder, local-dir:, hf-hub:)")
+    p.add_argument("--run", help="the classifier: a trained run (folder, local-dir:, hf-hub:); "
+                                 "default: the shipped default classifier")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--data", help="dataset with cell ids: tune on validation, score --split")
     src.add_argument("--images", nargs="+", help="the chromosome images (or a folder) of one cell")
+    src.add_argument("--metaphase", nargs="+", metavar="IMAGE",
+                     help="bare metaphase images (or folders): detect → separate → classify → assign, one cell each")
+    p.add_argument("--boxes", help="with --metaphase: a folder of <image stem>.xml Pascal-VOC boxes to use "
+                                   "instead of the detector (e.g. `detect`'s output after correcting it)")
+    p.add_argument("--detector", help="with --metaphase: local-dir:PATH or hf-hub:ORG/NAME "
+                                      "(default: the shipped detector)")
     p.add_argument("--split", default="test")
     p.add_argument("--out", required=True)
     p.add_argument("--one-cell", action="store_true", help="treat all --images as one cell, whatever their names")
@@ -295,7 +326,10 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="the Gradio app (the Space): one chromosome, or a whole cell")
     p.add_argument("--model", default=os.environ.get("CHROMOSOMENET_MODEL"),
                    help="local-dir:PATH, a run folder or hf-hub:ORG/NAME (default: $CHROMOSOMENET_MODEL, else "
-                        "out/report/runs/tf_efficientnet_lite0)")
+                        "the shipped default classifier)")
+    p.add_argument("--detector", default=os.environ.get("CHROMOSOMENET_DETECTOR"),
+                   help="for bare metaphases: local-dir:PATH or hf-hub:ORG/NAME (default: $CHROMOSOMENET_DETECTOR, "
+                        "else the shipped detector)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 exposes it to the network)")
     p.add_argument("--port", type=int, default=7860)
     p.set_defaults(func=_serve)

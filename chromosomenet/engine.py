@@ -1,14 +1,13 @@
 """The work behind the Space, as plain functions: a loaded model (:class:`Engine`), one chromosome
 (:func:`classify_chromosome`: top-5, the view it saw, Grad-CAM), one cell from its chromosome images or
-one zip (:func:`karyotype_files`), or from a metaphase photo and its Pascal-VOC boxes, isolated and
-separated as ``import-tseng --separate`` does (:func:`karyotype_metaphase`). Each raises
+one zip (:func:`karyotype_files`), or from a bare metaphase photo, its boxes found by the detector or
+given as Pascal VOC, separated as ``import-tseng --separate`` does (:func:`karyotype_metaphase`, the
+pipeline of :mod:`.metaphase`). Each raises
 :class:`~chromosomenet.errors.ChromosomeNetError` with one sentence on bad input; :mod:`.serve` draws
 the page around them.
 """
 from __future__ import annotations
 
-import io
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,25 +19,22 @@ from . import labels
 from .cam import grad_cam, overlay
 from .cells import DEFAULT_THRESHOLD, saved_costs
 from .data.images import CANVAS, decode
-from .data.importers import voc
-from .data.importers.isolate import metaphase_threshold, place_on_canvas
-from .data.importers.separate import isolate_boxes
 from .data.transforms import prepare
+from .detect import Detector, load_detector, read_metaphase
 from .errors import BadInputError
-from .evaluate import Predictor, load_classifier
-from .karyotype import CellCall, KaryotypeCosts, assign, call_table, flag, render_karyogram, write_call
+from .predict import Predictor, load_classifier, predict_canvases
+from .karyogram import render_karyogram
+from .karyotype import CellCall, KaryotypeCosts, assign, call_table, flag, write_call
+from .metaphase import Pipeline, karyotype_one
 from .models import shipped
 from .models.viewnet import is_view_model
-from .review import forced_review
 from .uploads import MAX_FILES, MAX_METAPHASE_PIXELS, Upload, UploadError, image_size, read_upload, safe_extract_images
-
-MAX_XML_BYTES = 2 * 1024 * 1024
 
 class Engine:
     """A loaded 24-class model: probabilities for canvases, Grad-CAM for one canvas."""
 
-    def __init__(self, spec: str):
-        self.spec = spec
+    def __init__(self, spec: str, detector: str | None = None):
+        self.spec, self.detector_spec, self._detector = spec, detector, None
         self.model, self.cfg = load_classifier(spec)
         if list(self.cfg.get("label_names") or ()) != list(labels.NAMES):
             raise BadInputError(spec, "the model does not name the 24 classes 1…22, X, Y in its config "
@@ -49,9 +45,14 @@ class Engine:
         self.costs, self.threshold, self.costs_from = (saved_costs(str(saved)) if saved else
                                                        (KaryotypeCosts(), DEFAULT_THRESHOLD, "default costs"))
 
+    def detector(self) -> Detector:
+        """The chromosome detector (loaded at its first bare metaphase: the named one, else the shipped one)."""
+        if self._detector is None:
+            self._detector = load_detector(self.detector_spec)
+        return self._detector
+
     def probs(self, canvases: list[np.ndarray], batch: int = 64) -> np.ndarray:
-        x = torch.from_numpy(np.stack(canvases)).unsqueeze(1)
-        return torch.cat([self.predictor(x[i:i + batch]) for i in range(0, len(x), batch)]).numpy()
+        return predict_canvases(self.predictor, canvases, batch)
 
     def _input(self, canvas: np.ndarray) -> torch.Tensor:
         p = self.predictor
@@ -121,6 +122,7 @@ class CellResult:
     karyogram: Path
     csv: Path
     json: Path
+    picture: Path | None = None  # a metaphase's boxes, each labelled by its call
 
 
 def karyotype_canvases(engine: Engine, canvases: list[np.ndarray], ids: list[str], out_dir: Path,
@@ -156,57 +158,17 @@ def karyotype_files(engine: Engine, paths: list[str | Path], out_dir: Path) -> C
     return karyotype_canvases(engine, canvases, [Path(n).stem for n in names], out_dir, _cell_name(names))
 
 
-def parse_voc(up: Upload) -> list[tuple[int, str, tuple[int, int, int, int]]]:
-    """(index, class name as annotated, box) per VOC object; no DTDs or entities (no XML bombs)."""
-    if not up.name.lower().endswith(".xml"):
-        raise UploadError(up.name, "is not a .xml file", "upload the Pascal-VOC annotation of the metaphase")
-    if len(up.data) > MAX_XML_BYTES or b"<!DOCTYPE" in up.data.upper() or b"<!ENTITY" in up.data.upper():
-        raise UploadError(up.name, "is too large or declares a DTD/entities", "upload a plain Pascal-VOC annotation")
-    try:
-        root = ET.fromstring(up.data)
-    except ET.ParseError as e:
-        raise UploadError(up.name, f"is not well-formed XML ({e})", "upload the Pascal-VOC annotation") from None
-    boxes = voc.objects(root)
-    bad = next((k for k, _, box in boxes if box is None), None)
-    if bad is not None:
-        raise UploadError(up.name, f"object {bad} has no valid bndbox", "fix or delete that object")
-    if not boxes:
-        raise UploadError(up.name, "holds no <object> boxes", "upload the VOC annotation with one box per chromosome")
-    if len(boxes) > MAX_FILES:
-        raise UploadError(up.name, f"holds {len(boxes)} boxes, over the limit of {MAX_FILES}", "upload one cell")
-    return boxes
-
-
-def _annotated(name: str) -> str:
-    try:
-        return labels.NAMES[labels.id_of_denver_label(name)]
-    except KeyError:
-        return name
-
-
-def karyotype_metaphase(engine: Engine, image_path: str | Path, xml_path: str | Path, out_dir: Path) -> CellResult:
-    """One cell from a metaphase photo and its VOC boxes: each box isolated as ``import-tseng`` does."""
-    if not image_path or not xml_path:
-        raise UploadError("upload", "a metaphase needs both its image and its VOC .xml", "upload both files")
-    img, ann = read_upload(image_path), read_upload(xml_path)
-    w, h = image_size(img, MAX_METAPHASE_PIXELS)
-    boxes = parse_voc(ann)
-    try:
-        with Image.open(io.BytesIO(img.data)) as im:
-            gray = np.asarray(im.convert("L"))
-    except (OSError, SyntaxError, ValueError):
-        raise UploadError(img.name, "is truncated or damaged", "upload the complete metaphase image") from None
-    clipped = [voc.clip(b, w, h) for _, _, b in boxes]
-    for (k, _, raw_box), box in zip(boxes, clipped):
-        if box is None:
-            raise UploadError(ann.name, f"box {k} {raw_box} lies outside the {w}×{h} image",
-                              "upload the annotation that belongs to this image")
-    # separate=True: as the import the shipped model was trained on (touching chromosomes split)
-    isos = isolate_boxes(gray, metaphase_threshold(gray), clipped, separate=True)
-    canvases = [np.asarray(place_on_canvas(iso.crop, CANVAS)[0]) for iso in isos]
-    ids = [f"{Path(img.name).stem}_{k:02d}" for k, _, _ in boxes]
-    result = karyotype_canvases(engine, canvases, ids, out_dir, f"metaphase {Path(img.name).stem}",
-                                forced_review(";".join(iso.flags) for iso in isos))  # merged crops: a person looks
-    for row, (_, name, _) in zip(result.rows, boxes):
-        row["annotated"] = _annotated(name)
-    return result
+def karyotype_metaphase(engine: Engine, image_path: str | Path, xml_path: str | Path | None, out_dir: Path) -> CellResult:
+    """One cell from a bare metaphase image (the detector finds the chromosomes) or from the image and its
+    Pascal-VOC boxes: separated, classified and assigned by :mod:`.metaphase`, as ``karyotype --metaphase``."""
+    if not image_path:
+        raise UploadError("upload", "no metaphase image was given",
+                          "upload a metaphase image (its Pascal-VOC boxes are optional)")
+    gray, name = read_metaphase(image_path)
+    pipe = Pipeline(engine.predictor, engine.costs, engine.threshold, None if xml_path else engine.detector())
+    r = karyotype_one(pipe, gray, name, out_dir, xml_path)
+    rows = call_table(r.call, r.ids)
+    if any(r.annotated):
+        for row, name in zip(rows, r.annotated):
+            row["annotated"] = name or "?"
+    return CellResult(r.call, rows, r.karyogram, r.calls_csv, r.calls_csv.with_suffix(".json"), r.picture)

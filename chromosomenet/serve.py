@@ -2,15 +2,16 @@
 
 * **One chromosome** — an image → the top-5 classes, the 300×300 canvas the model saw, a Grad-CAM
   overlay (:mod:`.cam`).
-* **Whole cell** — the chromosome images of one cell (files or one zip), or a metaphase image with
-  its Pascal-VOC boxes (the Tseng release format, isolated as ``import-tseng`` does) → karyogram,
-  ISCN count string, per-chromosome table with review flags, downloads (PNG, CSV, JSON).
+* **Whole cell** — the chromosome images of one cell (files or one zip), or a bare metaphase image
+  (the detector finds the chromosomes; Pascal-VOC boxes optional, the Tseng release format) →
+  karyogram, the metaphase with every box labelled by its call, ISCN count string, per-chromosome
+  table with review flags, downloads (PNG, CSV, JSON).
 
 The work is done by plain functions in :mod:`.engine` (``classify_chromosome``, ``karyotype_files``,
 ``karyotype_metaphase``) that raise :class:`~chromosomenet.errors.ChromosomeNetError` with one
 sentence; the page turns that into an error message and keeps serving. Uploads go through
 :mod:`.uploads` (caps, header checks, safe zip extraction); weights load via
-:func:`~chromosomenet.evaluate.load_classifier` (safetensors only, never pickles).
+:func:`~chromosomenet.predict.load_classifier` (safetensors only, never pickles).
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import labels, sample_dir
+from . import labels, sample_dir, sample_metaphases_dir
 from .data.images import CANVAS
 from .engine import CellResult, Engine, classify_chromosome, karyotype_files, karyotype_metaphase
 from .errors import ChromosomeNetError
@@ -37,9 +38,8 @@ from .models import shipped
 from .uploads import MAX_FILE_BYTES, MAX_FILES, UploadError
 
 log = logging.getLogger(__name__)
-REPO_ROOT = Path(__file__).resolve().parents[1]
 ENV_MODEL = "CHROMOSOMENET_MODEL"
-MAX_XML_BYTES = 2 * 1024 * 1024
+ENV_DETECTOR = "CHROMOSOMENET_DETECTOR"
 HOW_TO_GET_A_MODEL = (f"**No model loaded.** The shipped model (`models/{shipped.DEFAULT}`) is not in this checkout: "
                       "start the app with `--model local-dir:PATH` (a finished `chromosomenet train` run folder) "
                       f"or `--model hf-hub:ORG/NAME`, set `{ENV_MODEL}`, or train one with `make train`.")
@@ -78,16 +78,20 @@ def _examples(work: Path) -> tuple[list[tuple[str, str]], list[tuple[str, str]],
                 z.write(src / r["file"], Path(r["file"]).name)
         cells.append((str(work / f"cell_{cell}.zip"), f"cell {cell}: {len(files)} images (annotated {iscn(counts)})"))
     metaphases = []
-    fixture = REPO_ROOT / "tests/fixtures/tseng/24_chromosomes_object"
-    if (fixture / "JEPG/1051261.jpg").exists():  # a repo checkout: one real metaphase of the release
-        for rel in ("JEPG/1051261.jpg", "annotations/1051261.xml"):
-            shutil.copyfile(fixture / rel, work / Path(rel).name)
-        metaphases.append(([str(work / "1051261.jpg"), str(work / "1051261.xml")], "metaphase 1051261 + VOC boxes"))
+    images = sample_metaphases_dir()  # the sample's own metaphase images and their VOC boxes
+    for stem in ("1051261", "103181"):
+        if (images / f"{stem}.jpg").exists():
+            shutil.copyfile(images / f"{stem}.jpg", work / f"{stem}.jpg")
+            metaphases.append(([str(work / f"{stem}.jpg"), None], f"metaphase {stem}, bare image"))
+    if (images / "1051261.xml").exists():
+        shutil.copyfile(images / "1051261.xml", work / "1051261.xml")
+        metaphases.append(([str(work / "1051261.jpg"), str(work / "1051261.xml")], "metaphase 1051261 + its VOC boxes"))
     return singles, cells, metaphases
 
 
-def build_app(model_spec: str | None) -> "gr.Blocks":
-    """The Blocks app for ``model_spec`` (None: the default model; no model → the page says how to get one)."""
+def build_app(model_spec: str | None, detector_spec: str | None = None) -> "gr.Blocks":
+    """The Blocks app for ``model_spec`` (None: the default model; no model → the page says how to get one)
+    and ``detector_spec`` (None: ``$CHROMOSOMENET_DETECTOR``, else the shipped detector, loaded at first use)."""
     import gradio as gr
     import pandas as pd
 
@@ -95,7 +99,7 @@ def build_app(model_spec: str | None) -> "gr.Blocks":
     engine, problem = None, HOW_TO_GET_A_MODEL
     if spec:
         try:
-            engine = Engine(spec)
+            engine = Engine(spec, detector_spec or os.environ.get(ENV_DETECTOR))
         except ChromosomeNetError as e:
             problem = f"**The model could not be loaded:** {e}\n\n{HOW_TO_GET_A_MODEL}"
     work = Path(tempfile.mkdtemp(prefix="chromosomenet-space-"))  # examples + per-request outputs
@@ -137,8 +141,9 @@ def build_app(model_spec: str | None) -> "gr.Blocks":
         n_flag = int(df["review"].sum()) if len(df) else 0
         note = (f"{len(r.rows)} chromosomes; {n_flag} flagged for review (confidence < {engine.threshold:.4g}; {engine.costs_from})."
                 + (f" {r.call.message}" if r.call.message else ""))
-        return str(r.karyogram), r.call.iscn or "no karyotype called", note, df, [str(r.karyogram), str(r.csv),
-                                                                                    str(r.json)]
+        files = [str(r.karyogram), str(r.csv), str(r.json)] + ([str(r.picture)] if r.picture else [])
+        return (str(r.karyogram), str(r.picture) if r.picture else None, r.call.iscn or "no karyotype called", note,
+                df, files)
 
     @guarded
     def on_cell(paths):
@@ -171,9 +176,11 @@ def build_app(model_spec: str | None) -> "gr.Blocks":
             k_iscn = gr.Textbox(label="ISCN (numerical findings only)", elem_id="iscn", render=False)
             k_note = gr.Markdown(render=False)
             k_png = gr.Image(label="Karyogram", type="filepath", elem_id="karyogram", render=False)
+            k_boxes = gr.Image(label="The metaphase: each box numbered with its call (red: review)", type="filepath",
+                               elem_id="metaphase-boxes", render=False)
             k_table = gr.Dataframe(label="Chromosomes (review = confidence below the threshold, or a merged box of a metaphase)", render=False)
             k_files = gr.File(label="Downloads: karyogram PNG, CSV, JSON", file_count="multiple", render=False)
-            outs = [k_png, k_iscn, k_note, k_table, k_files]
+            outs = [k_png, k_boxes, k_iscn, k_note, k_table, k_files]
             with gr.Row():
                 with gr.Column():
                     k_in = gr.File(label=f"The chromosome images of one cell, or one .zip (≤ {MAX_FILES} images)",
@@ -183,14 +190,19 @@ def build_app(model_spec: str | None) -> "gr.Blocks":
                                 cache_examples=False, example_labels=[t for _, t in cells],
                                 label="Whole cells from the embedded sample (zip)")
                 with gr.Column():
-                    m_img = gr.File(label="…or a metaphase image", file_types=["image"], elem_id="metaphase-upload")
-                    m_xml = gr.File(label="with its Pascal-VOC boxes (.xml)", file_types=[".xml"], elem_id="voc-upload")
+                    m_img = gr.File(label="…or a bare metaphase image: the detector finds the chromosomes",
+                                    file_types=["image"], elem_id="metaphase-upload")
+                    m_xml = gr.File(label="optional: its Pascal-VOC boxes (.xml), used instead of the detector's",
+                                    file_types=[".xml"], elem_id="voc-upload")
                     m_btn = gr.Button("Karyotype the metaphase", elem_id="karyotype-metaphase")
                     if metaphases:
                         gr.Examples([m for m, _ in metaphases], [m_img, m_xml], outs, on_metaphase,
                                     run_on_click=True, cache_examples=False, example_labels=[t for _, t in metaphases],
-                                    label="A metaphase of the Tseng release with its boxes")
-            for c in outs:
+                                    label="Metaphases of the embedded sample (Tseng release)")
+            with gr.Row():
+                k_png.render()
+                k_boxes.render()
+            for c in (k_iscn, k_note, k_table, k_files):
                 c.render()
             k_btn.click(on_cell, k_in, outs, api_name="karyotype")
             m_btn.click(on_metaphase, [m_img, m_xml], outs, api_name="karyotype_metaphase")
@@ -203,9 +215,9 @@ def build_app(model_spec: str | None) -> "gr.Blocks":
 
 
 def launch(model: str | None = None, host: str = "127.0.0.1", port: int = 7860, *, block: bool = True,
-           quiet: bool = False) -> "gr.Blocks":
+           quiet: bool = False, detector: str | None = None) -> "gr.Blocks":
     """Serve the app on ``host:port`` (loopback by default); ``block=False`` returns once it is up."""
-    demo = build_app(model)
+    demo = build_app(model, detector)
     demo.queue(default_concurrency_limit=1, max_size=32)
     demo.launch(server_name=host, server_port=port, max_file_size=MAX_FILE_BYTES, prevent_thread_lock=not block,
                 allowed_paths=[str(demo.chromosomenet_work)], ssr_mode=False, quiet=quiet, footer_links=["api"])

@@ -235,7 +235,8 @@ def train(cfg: TrainConfig) -> TrainResult:
     if cfg.time_budget and state.plan is None:
         x, y, _ = next(iter(train_loader))
         batch = feed(x.to(acc.device), cfg.augment, torch.Generator().manual_seed(0)), y.to(acc.device)
-        step_s, image_s = budget.measure(trainable, lambda: batch, criterion, cfg.lr, acc.autocast)
+        step_s, image_s = budget.measure(trainable, lambda: batch, lambda m, x, y: criterion(m(x).float(), y),
+                                         cfg.lr, acc.autocast)
         step_s, image_s = acc.reduce(torch.tensor([step_s, image_s], device=acc.device), "mean").tolist()
         n_test = len(splits["test"]) if "test" in splits else 0
         passes = 2 if tta else 1  # both turns of the view: each validation / test image is read twice

@@ -1,7 +1,8 @@
 """The Space in a real browser: headless Debian Chromium driven by Playwright (no browser download).
 
 Clicks a chromosome example and sees the predicted label; uploads a whole cell as a zip, clicks
-Karyotype and sees the karyogram and the ISCN string. Screenshots go to ``tmp_path``, or to the folder
+Karyotype and sees the karyogram and the ISCN string; uploads a bare metaphase and sees its boxes
+beside the karyogram. Screenshots go to ``tmp_path``, or to the folder
 named by ``CHROMOSOMENET_SCREENSHOTS`` (``CHROMOSOMENET_SCREENSHOTS=docs make test`` refreshes the
 README's ``docs/space_*.png`` with the shipped model; a plain test run uses the one-epoch test model
 and leaves the tree untouched).
@@ -23,8 +24,9 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwrig
 
 from test_space import SAMPLE, cell_files, free_port, zip_of  # noqa: E402
 
+import chromosomenet  # noqa: E402
 from chromosomenet.models import shipped  # noqa: E402
-from chromosomenet.engine import Engine, classify_chromosome, karyotype_files  # noqa: E402
+from chromosomenet.engine import Engine, classify_chromosome, karyotype_files, karyotype_metaphase  # noqa: E402
 from chromosomenet.serve import launch  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*(no_silent_downcasting|copy keyword).*")  # inside gradio
@@ -103,3 +105,21 @@ def test_cell_upload_shows_karyogram_and_iscn(page, served, engine, shots: Path,
     karyogram.wait_for(state="visible", timeout=TIMEOUT_MS)
     assert page.evaluate("img => img.complete && img.naturalWidth > 500", karyogram.element_handle())
     page.screenshot(path=str(shots / "space_cell.png"), full_page=True)
+
+
+def test_bare_metaphase_upload_shows_its_boxes_beside_the_karyogram(page, served, engine, shots: Path,
+                                                                    tmp_path: Path):
+    jpg = chromosomenet.sample_metaphases_dir() / "1051261.jpg"
+    want = karyotype_metaphase(engine, jpg, None, tmp_path / "ref").call.iscn or "no karyotype called"
+    page.goto(served[1])
+    page.get_by_role("tab", name="Whole cell").click()
+    page.locator("#metaphase-upload input[type=file]").set_input_files(str(jpg))
+    sync_api.expect(page.locator("#metaphase-upload")).to_contain_text(re.compile(r"1051261\s*\.jpg"),
+                                                                       timeout=TIMEOUT_MS)
+    page.click("#karyotype-metaphase")
+    sync_api.expect(page.locator("#iscn textarea")).to_have_value(want, timeout=TIMEOUT_MS)
+    for elem in ("#karyogram img", "#metaphase-boxes img"):
+        img = page.locator(elem)
+        img.wait_for(state="visible", timeout=TIMEOUT_MS)
+        assert page.evaluate("img => img.complete && img.naturalWidth > 500", img.element_handle())
+    page.screenshot(path=str(shots / "space_metaphase.png"), full_page=True)

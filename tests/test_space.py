@@ -1,5 +1,5 @@
-"""The Space: pure functions (classify, Grad-CAM, cell from images / zip / metaphase + VOC), upload
-safety, and the running app called through ``gradio_client`` on a free loopback port."""
+"""The Space: pure functions (classify, Grad-CAM, cell from images / zip / a bare metaphase / metaphase +
+VOC), upload safety, and the running app called through ``gradio_client`` on a free loopback port."""
 from __future__ import annotations
 
 import copy
@@ -130,7 +130,7 @@ def test_cell_from_metaphase_and_voc(engine: Engine, tmp_path: Path):
     r = karyotype_metaphase(engine, METAPHASE / "JEPG/1051261.jpg", METAPHASE / "annotations/1051261.xml", tmp_path)
     assert len(r.rows) == 47 and r.rows[0]["id"] == "1051261_00" and r.rows[0]["annotated"] == "1"
     assert sorted(row["annotated"] for row in r.rows).count("18") == 3  # the release's trisomy 18
-    assert r.karyogram.exists()
+    assert r.karyogram.exists() and r.picture.exists()
     # the box the import could not free of a neighbour (merged, as in the sample) goes to a person even
     # with no threshold at all (a copy of the engine that flags nothing by confidence)
     with open(chromosomenet.sample_dir() / "metadata.csv", newline="") as f:
@@ -241,16 +241,34 @@ def test_api_classify_and_karyotype(client: Client, engine: Engine, tmp_path: Pa
         {k: round(v, 5) for k, v in want.top5.items()}
     assert Image.open(canvas["path"] if isinstance(canvas, dict) else canvas).size == (300, 300)
     files = cell_files("1051261")
-    png, iscn_text, note, table, downloads = client.predict([handle_file(str(zip_of(tmp_path / "c.zip", files)))],
-                                                           api_name="/karyotype")
+    png, boxes, iscn_text, note, table, downloads = client.predict(
+        [handle_file(str(zip_of(tmp_path / "c.zip", files)))], api_name="/karyotype")
     assert iscn_text == karyotype_files(engine, files, tmp_path / "ref").call.iscn and ISCN.match(iscn_text)
     assert "47 chromosomes" in note and len(table["data"]) == 47 and table["headers"][:2] == ["id", "label"]
     assert sorted(Path(d).suffix for d in downloads) == [".csv", ".json", ".png"]
-    assert Image.open(png).size[0] > 500
-    png, iscn_text, note, table, _ = client.predict(
+    assert Image.open(png).size[0] > 500 and boxes is None  # chromosome images: no metaphase to draw on
+    png, boxes, iscn_text, note, table, _ = client.predict(
         handle_file(str(METAPHASE / "JEPG/1051261.jpg")), handle_file(str(METAPHASE / "annotations/1051261.xml")),
         api_name="/karyotype_metaphase")
     assert ISCN.match(iscn_text) and "annotated" in table["headers"] and len(table["data"]) == 47
+    assert Image.open(boxes).size == Image.open(METAPHASE / "JEPG/1051261.jpg").size
+
+
+def test_api_karyotypes_a_bare_metaphase(client: Client, engine: Engine, tmp_path: Path):
+    """No boxes: the shipped detector finds the chromosomes; the page shows them beside the karyogram."""
+    png, boxes, iscn_text, note, table, downloads = client.predict(
+        handle_file(str(METAPHASE / "JEPG/1051261.jpg")), None, api_name="/karyotype_metaphase")
+    want = karyotype_metaphase(engine, METAPHASE / "JEPG/1051261.jpg", None, tmp_path)
+    assert iscn_text == (want.call.iscn or "no karyotype called") and len(table["data"]) == len(want.rows)
+    assert abs(len(table["data"]) - 47) <= 2 and "annotated" not in table["headers"]
+    assert Image.open(boxes).size == Image.open(METAPHASE / "JEPG/1051261.jpg").size and Image.open(png).size[0] > 500
+    assert sorted(Path(d).suffix for d in downloads) == [".csv", ".json", ".png", ".png"]
+
+
+def test_a_blank_upload_gets_one_sentence(client: Client, tmp_path: Path):
+    Image.new("L", (700, 500), 236).save(tmp_path / "blank.png")
+    with pytest.raises(AppError, match="blank.png: no chromosomes found"):
+        client.predict(handle_file(str(tmp_path / "blank.png")), None, api_name="/karyotype_metaphase")
 
 
 @pytest.mark.parametrize("kind", ["pdf", "truncated", "empty zip", "huge"])

@@ -52,8 +52,8 @@ def _to_gray8(im: Image.Image, path: str) -> Image.Image:
     return im.convert("L")
 
 
-def decode(data: bytes, path: str, canvas: int = CANVAS) -> Decoded:
-    """Fully decode ``data`` (so truncation is caught) and normalise it; ``path`` names it in errors."""
+def _open(data: bytes, path: str) -> Image.Image:
+    """Fully decoded (so truncation is caught); ``path`` names the file in errors."""
     if not data:
         raise BadInputError(path, "empty file (0 bytes)", "re-export the image or remove the file")
     try:
@@ -65,6 +65,17 @@ def decode(data: bytes, path: str, canvas: int = CANVAS) -> Decoded:
     except (OSError, SyntaxError, ValueError) as e:
         raise BadInputError(path, f"truncated or corrupt image ({e})",
                             "re-export the image or remove the file") from None
+    return im
+
+
+def decode_gray(data: bytes, path: str) -> np.ndarray:
+    """Any image (a whole metaphase too) as 8-bit grey by the rule above, at its own size."""
+    return np.asarray(_to_gray8(_open(data, path), path))
+
+
+def decode(data: bytes, path: str, canvas: int = CANVAS) -> Decoded:
+    """Fully decode ``data`` (so truncation is caught) and normalise it; ``path`` names it in errors."""
+    im = _open(data, path)
     width, height = im.size
     if width > canvas or height > canvas:
         raise BadInputError(path, f"image is {width}x{height}, larger than the {canvas}x{canvas} canvas",

@@ -42,12 +42,23 @@ def export_cfg(model: torch.nn.Module, img_size: int | None = None, in_chans: in
 
 def save(run_dir: str | Path, model: torch.nn.Module, pretrained_cfg: dict) -> None:
     """config.json + model.safetensors into ``run_dir`` (each replaced atomically)."""
-    run_dir = Path(run_dir)
     model.pretrained_cfg = pretrained_cfg
+    _save(Path(run_dir), model, {"label_names": list(labels.NAMES)}, None)
+
+
+def save_detector(run_dir: str | Path, model: torch.nn.Module) -> None:
+    """A detector's config.json (its working scale and operating point as ``model_args``, which timm
+    passes back to the entrypoint on load) + model.safetensors."""
+    model.pretrained_cfg = {k: v for k, v in dict(model.pretrained_cfg).items() if k not in _ORIGIN_KEYS}
+    _save(Path(run_dir), model, {"label_names": ["chromosome"]}, dict(model.operating))
+
+
+def _save(run_dir: Path, model: torch.nn.Module, model_config: dict, model_args: dict | None) -> None:
     with tempfile.TemporaryDirectory(dir=run_dir, prefix=".export.") as tmp:
-        save_for_hf(model, tmp, model_config={"label_names": list(labels.NAMES)}, safe_serialization=True)
+        save_for_hf(model, tmp, model_config=model_config, model_args=model_args, safe_serialization=True)
         config = json.loads((Path(tmp) / "config.json").read_text())
-        config.pop("model_args", None)
+        if model_args is None:  # transformers refuses timm's model_args key (classifiers load in pipeline())
+            config.pop("model_args", None)
         (Path(tmp) / "config.json").write_text(json.dumps(config, indent=2) + "\n")
         for name in ("model.safetensors", "config.json"):
             os.replace(Path(tmp) / name, run_dir / name)
@@ -138,7 +149,7 @@ Best epoch {facts['best_epoch']} of {facts['epochs_run']} (validation loss {fact
 
 {_table(["metric", "%"], metric_rows) if metrics else "No test split was available: no test metrics."}
 
-{"Specificity is TN/(TN+FP) per class, macro-averaged; macro averages run over classes present in the test split." if metrics else ""}
+{"Specificity is TN/(TN+FP) per class, macro-averaged; macro averages run over the classes in the test split's truth or predictions (as scikit-learn)." if metrics else ""}
 
 {("### Per-class accuracy (recall)" + chr(10) + chr(10) + _table(["class", "%"], per_class) + chr(10) + chr(10) + "![confusion matrix](confusion.png)") if metrics else ""}
 
@@ -203,3 +214,103 @@ def push_model(run_dir: str | Path, repo_id: str, *, private: bool = False, toke
                                ignore_patterns=["checkpoint/*", ".*", "**/.*"])
     return str(getattr(commit, "commit_url", commit))
 
+
+
+def write_detector_card(run_dir: str | Path, report: dict) -> None:
+    """README.md card of a trained detector from its run report (test numbers, recipe, data, limits)."""
+    run_dir = Path(run_dir)
+    cfg, op, test = report["config"], report["operating_point"], report["test_metrics"]
+    repo = repo_name(cfg["model"])
+    results = [EvalResult(task_type="object-detection", dataset_type="tseng2023", dataset_name=
+                          "Tseng et al. 2023 metaphases (unseen cases)", dataset_split="test", metric_type=k,
+                          metric_value=round(test[k], 6), metric_name=n)
+               for k, n in (("ap50", "AP50 (class-agnostic)"), ("ap50_95", "AP50:95 (class-agnostic)"),
+                            ("recall50", "Recall at IoU 0.5"), ("precision50", "Precision at IoU 0.5"))] if test else None
+    data = ModelCardData(library_name="timm", pipeline_tag="object-detection", license="cc-by-4.0",
+                         tags=["object-detection", "timm", "torchvision", "fcos", "chromosome", "karyotype",
+                               "cytogenetics", "g-banding", "medical"], model_name=repo, eval_results=results)
+    d = report["data"]
+    rows = [["AP50, class-agnostic (COCO, pycocotools)", pct(test["ap50"])],
+            ["AP50:95", pct(test["ap50_95"])], ["AP75", pct(test["ap75"])],
+            [f"recall at IoU 0.5 (score ≥ {op['score_threshold']:g})", pct(test["recall50"])],
+            ["precision at IoU 0.5", pct(test["precision50"])],
+            [f"metaphases with the exact chromosome count (of {test['images']})", pct(test["exact_count"])],
+            ["missed / false boxes", f"{test['missed50']} / {test['false_positives50']} of {test['true_boxes']}"],
+            ["seconds per metaphase (this CPU, whole image)", f"{test['seconds_per_metaphase']:.3f}"]] if test else []
+    recipe = [["architecture", cfg["model"] + " — " + DETECTOR_NOTE],
+              ["initial weights", report["init"]],
+              ["samples", f"random {cfg['crop']}×{cfg['crop']} crops at scale {op['scale']:g} × e^U(±ln "
+                          f"{cfg['augment']['scale_range']:g}), 8 symmetries of the square"],
+              ["looks", ", ".join(f"{k} {v}" for k, v in cfg["augment"].items() if k not in ("scale_range", "symmetries"))],
+              ["optimiser", f"AdamW lr {cfg['lr']:g}, weight decay {cfg['weight_decay']:g}, one-cycle "
+                            f"({report['plan']['total_steps'] if report['plan'] else '?'} steps, warm-up {cfg['pct_start']:g})"],
+              ["batch / precision", f"{cfg['batch_size']} crops / {report['precision']}"],
+              ["epochs / best (validation AP50:95)", f"{report['epochs_run']} / {report['best_epoch']}"],
+              ["training time", f"{report['train_minutes']:.0f} min of epochs on {cfg['time_budget'] or '?'}-min plan"],
+              ["operating point (tuned on validation for exact counts)",
+               f"scale {op['scale']:g}, NMS IoU {op['nms_threshold']:g}, score ≥ {op['score_threshold']:g}"]]
+    counts = [[s, v["metaphases"], v["cases"], v["boxes"]] for s, v in d.items()]
+    body = f"""
+# {repo}
+
+Finds every chromosome of a G-banded metaphase image: one class-agnostic box with a score per
+chromosome, for `chromosomenet karyotype --metaphase` to separate, classify and assign. torchvision's
+FCOS over a small timm backbone, trained on 2 CPU cores.
+
+## Test numbers (unseen cases)
+
+{_table(["measure", "value"], rows) if test else "No test split: no test numbers."}
+
+## Data
+
+The boxes of the Tseng et al. 2023 release (`../shared/data/tseng2023`, CC BY 4.0) minus every case of the
+suite's embedded sample, split **by case** as the shipped default classifier's `split_cases.csv`: the
+test metaphases are cases neither model saw. `split_cases.csv` and `metaphases.csv` in this folder list
+them.
+
+{_table(["split", "metaphases", "cases", "boxes"], counts)}
+
+## Recipe
+
+{_table(["setting", "value"], recipe)}
+
+## Usage
+
+```python
+import chromosomenet, timm
+from chromosomenet.detect import load_detector, read_metaphase
+
+detector = load_detector("local-dir:PATH")     # or "hf-hub:ORG/{repo}"; a timm model underneath:
+model = timm.create_model("local-dir:PATH", pretrained=True)  # ChromosomeDetector (FCOS)
+found = detector(read_metaphase("metaphase.jpg")[0]).kept   # boxes in the image's pixels, scores
+```
+
+```bash
+chromosomenet detect metaphases/ --out boxes/            # Pascal VOC + a picture per image
+chromosomenet karyotype --metaphase metaphases/ --out cells/
+```
+
+## Intended use
+
+Research and teaching: boxing the chromosomes of a metaphase for automatic karyotyping, with a person
+correcting the boxes in a VOC tool (CVAT, LabelImg) where needed.
+
+## Limitations
+
+Research model, **not a medical device**. Trained on one hospital's amniotic-fluid cells, one staining
+protocol and microscope. It works at a fixed scale (model px per image px) and re-runs once at a
+corrected scale when the chromosomes it finds are far from the size it was trained at; other labs'
+contrast and blur were simulated in training, not measured. Chromosomes that cross or touch give boxes
+that overlap; where two boxes overlap more than the NMS IoU, one can be lost. Stained nuclei and debris
+were negatives in training (they are not boxed in the release), not a separate class.
+
+## Citation
+
+Data: Tseng J.-J. et al. An Open Dataset of Annotated Metaphase Cell Images for Chromosome
+Identification. *Scientific Data* 10, 104 (2023), doi:10.1038/s41597-023-02003-7 (CC BY 4.0).
+Detector: Tian Z. et al. FCOS: Fully Convolutional One-Stage Object Detection. ICCV 2019.
+"""
+    atomic_write_text(run_dir / "README.md", str(ModelCard(f"---\n{data.to_yaml()}\n---\n{body}")))
+
+
+DETECTOR_NOTE = "FCOS (torchvision) over a timm backbone, feature pyramid at strides 8/16/32"

@@ -27,3 +27,27 @@ def clip(box: Box, width: int, height: int) -> Box | None:
             or clipped[2] <= clipped[0] or clipped[3] <= clipped[1]):
         return None
     return clipped
+
+
+def to_xml(image_name: str, width: int, height: int, boxes: list[Box], scores: list[float] | None = None,
+           names: list[str] | None = None, default_name: str = "chromosome") -> str:
+    """A Pascal-VOC annotation (as LabelImg and CVAT read it): one ``<object>`` per box, in the image's
+    pixels, with a ``<score>`` where given; :func:`objects` reads it back to the same boxes."""
+    root = ET.Element("annotation")
+    ET.SubElement(root, "filename").text = image_name
+    size = ET.SubElement(root, "size")
+    for tag, v in (("width", width), ("height", height), ("depth", 1)):
+        ET.SubElement(size, tag).text = str(v)
+    for k, box in enumerate(boxes):
+        obj = ET.SubElement(root, "object")
+        ET.SubElement(obj, "name").text = names[k] if names else default_name
+        ET.SubElement(obj, "pose").text = "Unspecified"
+        ET.SubElement(obj, "truncated").text = "0"
+        ET.SubElement(obj, "difficult").text = "0"
+        if scores is not None:
+            ET.SubElement(obj, "score").text = f"{scores[k]:.4f}"
+        bb = ET.SubElement(obj, "bndbox")
+        for tag, v in zip(("xmin", "ymin", "xmax", "ymax"), box):
+            ET.SubElement(bb, tag).text = str(int(v))
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode") + "\n"
