@@ -82,3 +82,18 @@ def load(run_dir: Path, identity: dict) -> tuple[RunState, dict, dict, dict]:
                             "resume with the same model, data and recipe, or train into a new folder")
     optim = torch.load(folder / "optim.pt", map_location="cpu", weights_only=True)
     return state, load_file(str(folder / "model.safetensors")), load_file(str(folder / "best.safetensors")), optim
+
+
+def one_cycle(model: torch.nn.Module, lr: float, weight_decay: float, steps: int, pct_start: float,
+              resumed: tuple | None = None):
+    """(optimizer, scheduler, best weights so far): AdamW on a one-cycle schedule over ``steps``, restored
+    with the weights from ``resumed`` (what :func:`load` returns) when a run goes on."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=pct_start)
+    best = cpu_copy(model.state_dict())
+    if resumed:
+        _, weights, best, optim = resumed
+        model.load_state_dict(weights)
+        optimizer.load_state_dict(optim["optimizer"])
+        scheduler.load_state_dict(optim["scheduler"])
+    return optimizer, scheduler, best

@@ -39,7 +39,7 @@ def _export_onnx(a: argparse.Namespace) -> None:
     from .export import export_onnx
     from .models.shipped import default_spec
 
-    facts = export_onnx(a.model or default_spec(), a.out, check=not a.no_check)
+    facts = export_onnx(a.model or default_spec(), a.out, check=not a.no_check, one_turn=a.one_turn)
     print(json.dumps(facts, indent=2))
 
 
@@ -78,4 +78,6 @@ def add_detect_parsers(sub) -> None:
     p.add_argument("model", nargs="?", help="local-dir:PATH or hf-hub:ORG/NAME (default: the shipped default classifier)")
     p.add_argument("out", help="OUT.onnx")
     p.add_argument("--no-check", action="store_true", help="skip the comparison with torch on the embedded sample")
+    p.add_argument("--one-turn", action="store_true",
+                   help="read each view once, not also turned 180° (twice the speed, about 0.4 points less)")
     p.set_defaults(func=_export_onnx)

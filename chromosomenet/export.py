@@ -54,13 +54,16 @@ def sample_canvases(n: int | None = None) -> np.ndarray:
     return np.stack([np.asarray(Image.open(f).convert("L")) for f in files])[:, None]
 
 
-def export_onnx(spec: str, out: str | Path, check: bool = True) -> dict:
+def export_onnx(spec: str, out: str | Path, check: bool = True, one_turn: bool = False) -> dict:
     """Write ``out`` (atomically) and, with ``check``, compare onnxruntime's logits with torch's on the
-    embedded sample's 1,014 canvases; returns the facts (largest difference, agreement of the argmax)."""
+    embedded sample's 1,014 canvases; returns the facts (largest difference, agreement of the argmax).
+    ``one_turn``: a view model reads its view once, not also turned 180° (twice the speed, −0.4 points)."""
     out = Path(out)
     if out.suffix != ".onnx":
         raise BadInputError(out, "is not a .onnx path", "name the output file OUT.onnx")
     model, cfg = load_classifier(spec)
+    if one_turn:
+        model.tta = False
     predictor = Predictor(model, cfg, device=torch.device("cpu"), precision="fp32", fold_bn=False)
     wrapper = _Canvases(predictor).eval()
     example = torch.from_numpy(sample_canvases(4))
@@ -68,6 +71,9 @@ def export_onnx(spec: str, out: str | Path, check: bool = True) -> dict:
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore", torch.jit.TracerWarning)  # the view's shape checks, constant here
+            # the TorchScript-based exporter is deprecated in favour of torch.export's, which (torch 2.14)
+            # fixes the batch dimension of this graph to the example's: this one keeps it dynamic
+            warnings.simplefilter("ignore", DeprecationWarning)
             torch.onnx.export(wrapper, (example,), str(tmp), opset_version=OPSET, dynamo=False,
                               input_names=["canvas"], output_names=["logits", "probabilities"],
                               dynamic_axes={"canvas": {0: "batch"}, "logits": {0: "batch"},
@@ -76,7 +82,8 @@ def export_onnx(spec: str, out: str | Path, check: bool = True) -> dict:
         atomic_write_bytes(out, tmp.read_bytes())
     finally:
         tmp.unlink(missing_ok=True)
-    facts = {"model": spec, "onnx": str(out), "opset": OPSET, "bytes": out.stat().st_size}
+    facts = {"model": spec, "onnx": str(out), "opset": OPSET, "bytes": out.stat().st_size,
+             "both_turns": bool(getattr(model, "tta", False))}
     if check:
         facts.update(compare(predictor, OnnxPredictor(out)))
         if facts["share_over_tolerance"] > ROUNDING_SHARE or facts["argmax_agreement"] < 1:

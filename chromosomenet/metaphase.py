@@ -145,6 +145,8 @@ def _boxes_file(boxes: str, stem: str) -> Path:
 class MetaphaseResult:
     row: dict                          # the cells.csv row
     call: CellCall
+    probs: np.ndarray                  # (n, 24) the classifier's probabilities, before assignment
+    boxes: list[tuple[int, int, int, int]]
     ids: list[str]                     # <stem>_<k>: k the box's object index in the VOC file and its number on the pictures
     annotated: list[str | None]        # per box: its class as the VOC file names it, if it does
     karyogram: Path
@@ -169,8 +171,8 @@ def karyotype_one(pipe: Pipeline, gray: np.ndarray, name: str, out: Path, boxes_
     if not boxes:
         raise NoChromosomesError(name, "no chromosomes found", "give a G-banded metaphase image (or its VOC boxes)")
     canvases, quality = canvases_for(gray, boxes)
-    call = flag(assign(predict_canvases(pipe.predictor, canvases), pipe.costs), pipe.threshold,
-                forced_review(quality))
+    probs = predict_canvases(pipe.predictor, canvases)
+    call = flag(assign(probs, pipe.costs), pipe.threshold, forced_review(quality))
     ids = [f"{stem}_{k:02d}" for k in range(len(boxes))]
     for sub in ("karyograms", "calls", "metaphases", "boxes"):
         (out / sub).mkdir(parents=True, exist_ok=True)
@@ -183,7 +185,7 @@ def karyotype_one(pipe: Pipeline, gray: np.ndarray, name: str, out: Path, boxes_
     row = {"cell": stem, "n": len(boxes), "predicted_iscn": call.iscn, "annotated_iscn": annotated,
            "flagged": int(sum(call.flags)), "plausible": call.plausible,
            "boxes_from": "VOC" if boxes_voc else "detector", "message": call.message, "notes": "; ".join(notes)}
-    return MetaphaseResult(row, call, ids, [labels.NAMES[t] if t is not None else None for t in truth],
+    return MetaphaseResult(row, call, probs, list(boxes), ids, [labels.NAMES[t] if t is not None else None for t in truth],
                            Path(karyogram), picture, calls_csv, out / "boxes" / f"{stem}.xml")
 
 

@@ -251,15 +251,8 @@ def train(cfg: TrainConfig) -> TrainResult:
         print(f"time budget {cfg.time_budget:g} min: {plan.total_steps} steps ({steps / len(train_loader):.2f} "
               f"epochs) at {plan.step_s:.3f} s/step")
 
-    optimizer = torch.optim.AdamW(trainable.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=steps,
-                                                    pct_start=cfg.pct_start)
-    best = checkpoint.cpu_copy(trainable.state_dict())
-    if resumed:
-        _, weights, best, optim = resumed
-        trainable.load_state_dict(weights)
-        optimizer.load_state_dict(optim["optimizer"])
-        scheduler.load_state_dict(optim["scheduler"])
+    optimizer, scheduler, best = checkpoint.one_cycle(trainable, cfg.lr, cfg.weight_decay, steps, cfg.pct_start,
+                                                      resumed)
     net = torch.compile(trainable) if cfg.compile else trainable
     net, optimizer, val_loader = acc.prepare(net, optimizer, val_loader)
 

@@ -119,7 +119,7 @@ def canonical_view(canvas: torch.Tensor, spec: ViewSpec = ViewSpec()) -> tuple[t
     c2 = torch.where(r > 0, dx / torch.where(r > 0, r, torch.ones_like(r)), torch.ones_like(r))
     cos = torch.sqrt(((1 + c2) / 2).clamp(min=0))
     sin = torch.sqrt(((1 - c2) / 2).clamp(min=0)) * torch.where(dy < 0, -1.0, 1.0).to(r.dtype)
-    traced = torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
+    traced = _traced()
     # third central moment along the axis (a·dx + b·dy)^3, expanded into central moments mu_ij
     mu30 = e[:, 0, 3] - 3 * cx * e[:, 0, 2] + 2 * cx ** 3
     mu03 = e[:, 3, 0] - 3 * cy * e[:, 2, 0] + 2 * cy ** 3
@@ -174,6 +174,11 @@ def canonical_view(canvas: torch.Tensor, spec: ViewSpec = ViewSpec()) -> tuple[t
     return out.clamp_(0, 1), ViewInfo(angle=theta, scale=scale, centre=torch.stack([cx, cy], 1), blank=blank)
 
 
+def _traced() -> bool:
+    """Inside an ONNX export (TorchScript tracing or torch.export): no data-dependent branches there."""
+    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_exporting()
+
+
 def _half_extent(dark: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor, cx: torch.Tensor, cy: torch.Tensor,
                  cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """(B, 2) largest distance of a dark cell's centre from (cx, cy) along and across the axis
@@ -181,7 +186,7 @@ def _half_extent(dark: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor, cx: tor
     function's maximum over a row's cells lies at its first or last dark cell, so two per row do."""
     b, r, c = dark.shape
     # small integers are fastest in torch; onnxruntime's ArgMax takes floats only (the same first index)
-    dtypes = (torch.float32, torch.float32) if torch.jit.is_tracing() else (torch.uint8, torch.int16)
+    dtypes = (torch.float32, torch.float32) if _traced() else (torch.uint8, torch.int16)
     dark = dark.to(dtypes[0])
     first = torch.argmax(dark, 2)
     last = torch.argmax(dark * torch.arange(c, device=dark.device, dtype=dtypes[1]), 2)

@@ -182,3 +182,33 @@ def test_the_embedded_metaphases_are_the_samples_cells():
     assert stems == sorted((Path(__file__).parents[1] / "tools/sample_cells.txt").read_text().split())
     assert all((folder / f"{s}.xml").exists() for s in stems)
     assert (folder / "1051261.jpg").read_bytes() == (FIXTURE / "JEPG/1051261.jpg").read_bytes()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Training: a run on the fixture release resumes to the same weights; the folder is a detector repo
+
+
+def test_train_detector_resumes_exactly_and_exports_a_loadable_repo(tmp_path: Path):
+    from safetensors.torch import load_file
+
+    from chromosomenet.detect_train import DetectorTrainConfig, train_detector
+
+    cases = tmp_path / "cases.csv"
+    cases.write_text("group,split\n10318,train\n105126,validation\n")
+    common = dict(src=str(FIXTURE.parent), split_cases=str(cases), crop=160, batch_size=2, epochs=2,
+                  precision="fp32", progress=False, init=f"local-dir:{shipped.default_model()}")
+    straight = train_detector(DetectorTrainConfig(out=tmp_path / "a", **common))
+    first = train_detector(DetectorTrainConfig(out=tmp_path / "b", stop_after=1, **common))
+    assert straight["finished"] and not first["finished"] and first["epochs_run"] == 1
+    again = train_detector(DetectorTrainConfig(out=tmp_path / "b", resume=True, **common))
+    assert again["finished"] and again["epochs_run"] == 2 and "the backbone of" in straight["init"]
+    a, b = (load_file(str(tmp_path / run / "model.safetensors")) for run in ("a", "b"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    logs = [[{k: v for k, v in r.items() if k not in ("images_per_s", "seconds")}
+             for r in csv.DictReader(open(tmp_path / run / "log.csv", newline=""))] for run in ("a", "b")]
+    assert logs[0] == logs[1] and len(logs[0]) == 2
+    det = load_detector(f"local-dir:{tmp_path / 'a'}")
+    assert det.operating["nms_threshold"] == straight["operating_point"]["nms_threshold"]
+    assert "split_cases.csv" in {p.name for p in (tmp_path / "a").iterdir()} and (tmp_path / "a/README.md").exists()
+    with pytest.raises(chromosomenet.BadInputError, match="already holds a training run"):
+        train_detector(DetectorTrainConfig(out=tmp_path / "a", **common))

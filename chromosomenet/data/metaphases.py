@@ -16,6 +16,7 @@ contrast and gamma, blur, noise, JPEG. Every draw comes from the caller's genera
 from __future__ import annotations
 
 import csv
+import io
 import math
 import xml.etree.ElementTree as ET
 from collections import Counter
@@ -26,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torchvision.transforms.v2 import functional as TF
 
 from ..errors import BadInputError
@@ -162,6 +164,13 @@ def _looks(x: torch.Tensor, aug: DetectAugment, gen: torch.Generator) -> torch.T
     if _u(gen, 0, 1) < aug.noise:
         x = x + torch.randn(x.shape, generator=gen) * _u(gen, 0.0, 0.04)
     if _u(gen, 0, 1) < aug.jpeg:
-        q = round(_u(gen, 30, 90))
-        x = TF.jpeg(x.clamp(0, 1).mul(255).round().to(torch.uint8), quality=q).float().div(255)
+        x = _jpeg(x, round(_u(gen, 30, 90)))
     return x.clamp(0, 1)
+
+
+def _jpeg(x: torch.Tensor, quality: int) -> torch.Tensor:
+    """The image through Pillow's JPEG encoder and decoder at ``quality``."""
+    buf = io.BytesIO()
+    Image.fromarray(x[0].clamp(0, 1).mul(255).round().to(torch.uint8).numpy(), "L").save(buf, "JPEG", quality=quality)
+    buf.seek(0)
+    return torch.from_numpy(np.asarray(Image.open(buf), dtype=np.float32) / 255.0)[None]
