@@ -22,6 +22,12 @@ def _import_tseng(a: argparse.Namespace) -> None:
     print(report.summary())
 
 
+def _import_cells(a: argparse.Namespace) -> None:
+    from .data.importers.cells import import_cells
+
+    print(import_cells(a.src, a.out, canvas=a.canvas, overwrite=a.overwrite, on_error=a.on_error).summary())
+
+
 def _build_dataset(a: argparse.Namespace) -> None:
     from .data.build import BuildConfig, build_dataset
 
@@ -219,6 +225,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     _workers(p)
     p.set_defaults(func=_import_tseng)
+
+    p = sub.add_parser("import-cells", help="per-cell class-folder trees (SRC/<cell>/<class>/<image>) → paper layout")
+    p.add_argument("src", help="one folder per cell; class folders clase1…clase24, 1…24, chr1…chrY, X, Y")
+    p.add_argument("out", help="new raw tree: OUT/0 … OUT/23 + metadata.csv (case_id, cell_id)")
+    p.add_argument("--canvas", type=int, default=300)
+    p.add_argument("--on-error", choices=("fail", "skip"), default="fail")
+    p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    p.set_defaults(func=_import_cells)
 
     p = sub.add_parser("build-dataset", help="raw tree → manifest + Parquet + dataset card")
     p.add_argument("raw", help="tree with class folders 0..23 (or 1..22, X, Y), optional metadata.csv")

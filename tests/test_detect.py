@@ -212,3 +212,21 @@ def test_train_detector_resumes_exactly_and_exports_a_loadable_repo(tmp_path: Pa
     assert "split_cases.csv" in {p.name for p in (tmp_path / "a").iterdir()} and (tmp_path / "a/README.md").exists()
     with pytest.raises(chromosomenet.BadInputError, match="already holds a training run"):
         train_detector(DetectorTrainConfig(out=tmp_path / "a", **common))
+
+
+def test_the_main_job_reports_the_bare_images_beside_the_annotated_boxes(tiny_dataset: Path, tmp_path: Path):
+    from chromosomenet.demo import DemoConfig, run_demo
+
+    metaphases = tmp_path / "metaphases"
+    metaphases.mkdir()
+    for stem in ("103181", "1051261"):
+        for f in (chromosomenet.sample_metaphases_dir() / f"{stem}.jpg", chromosomenet.sample_metaphases_dir() / f"{stem}.xml"):
+            (metaphases / f.name).write_bytes(f.read_bytes())
+    readme = run_demo(DemoConfig(model=shipped.default_spec(), data=str(tiny_dataset), out=tmp_path / "demo",
+                                 metaphases=str(metaphases), timing_samples=20, progress=False)).read_text()
+    assert "## From the bare metaphase images" in readme and "| 1051261 | `47,XX,+18` |" in readme
+    assert "detection recall / precision at IoU 0.5" in readme
+    for mode in ("bare", "annotated"):
+        with open(tmp_path / f"demo/metaphases/{mode}/cells.csv", newline="") as f:
+            assert [r["cell"] for r in csv.DictReader(f)] == ["103181", "1051261"]
+    assert (tmp_path / "demo/metaphases/bare/metaphases/103181.png").exists()
