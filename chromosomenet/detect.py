@@ -184,7 +184,7 @@ def draw_boxes(gray: np.ndarray, boxes, texts, path: str | Path, colors=None) ->
         draw.rectangle((x0, y0, x1 - 1, y1 - 1), outline=color, width=2)
         draw.text((x0 + 2, y0 + 1), str(text), fill=color, font=font, stroke_width=2, stroke_fill=(255, 255, 255))
     buf = io.BytesIO()
-    im.save(buf, format="PNG")
+    im.save(buf, format="PNG", compress_level=1)  # a picture to look at: encode fast
     atomic_write_bytes(path, buf.getvalue())
     return Path(path)
 

@@ -141,6 +141,6 @@ def render_karyogram(images: Sequence[np.ndarray | Image.Image], call: CellCall,
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
-    canvas.save(buf, format="PNG")
+    canvas.save(buf, format="PNG", compress_level=1)  # several times faster than level 6, a few % larger
     atomic_write_bytes(path, buf.getvalue())
     return path

@@ -230,3 +230,18 @@ def test_the_main_job_reports_the_bare_images_beside_the_annotated_boxes(tiny_da
         with open(tmp_path / f"demo/metaphases/{mode}/cells.csv", newline="") as f:
             assert [r["cell"] for r in csv.DictReader(f)] == ["103181", "1051261"]
     assert (tmp_path / "demo/metaphases/bare/metaphases/103181.png").exists()
+
+
+def test_push_model_publishes_the_detector(monkeypatch):
+    # Network boundary mocked: HfApi's Hub calls are replaced; nothing leaves the machine.
+    from huggingface_hub import HfApi
+
+    calls = []
+    monkeypatch.setattr(HfApi, "create_repo", lambda self, repo_id, **kw: calls.append(("create", repo_id)))
+    monkeypatch.setattr(HfApi, "upload_folder", lambda self, **kw: calls.append(("upload", kw)) or "url")
+    folder = shipped.default_model(shipped.DEFAULT_DETECTOR)
+    assert "url" in main_output(["push-model", str(folder), "org/chromosomenet-detector-resnet10t-half"])
+    assert calls[0] == ("create", "org/chromosomenet-detector-resnet10t-half")
+    assert calls[1][1]["folder_path"] == str(folder) and "checkpoint/*" in calls[1][1]["ignore_patterns"]
+    card = (folder / "README.md").read_text()
+    assert "pipeline_tag: object-detection" in card and "AP50" in card and "cc-by-4.0" in card
