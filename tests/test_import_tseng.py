@@ -157,7 +157,7 @@ def test_overlapping_neighbour_is_removed(imported: Path) -> None:
 
 
 def test_two_workers_give_identical_bytes(imported: Path, tmp_path: Path) -> None:
-    report = import_tseng(FIXTURE, tmp_path / "w2", workers=2, progress=False)
+    report = import_tseng(FIXTURE, tmp_path / "w2", workers=2, separate=False, progress=False)
     assert report.workers == 2
     files = sorted(p.relative_to(imported) for p in imported.rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(tmp_path / "w2") for p in (tmp_path / "w2").rglob("*") if p.is_file())
