@@ -21,8 +21,6 @@ label, name, case_id, cell_id, source_image, scale, quality), plus ``ATTRIBUTION
 """
 from __future__ import annotations
 
-import csv
-import io
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -32,9 +30,10 @@ from tqdm.auto import tqdm
 
 from ... import labels
 from ...errors import BadInputError
-from ...fsutil import atomic_write_text, staged_dir
+from ...fsutil import staged_dir
 from ..images import IMAGE_SUFFIXES, decode_gray, png_bytes
 from .isolate import place_on_canvas
+from .tree import finish_tree
 
 COLUMNS = ("file", "label", "name", "case_id", "cell_id", "source_image", "scale", "quality")
 _CLASS = re.compile(r"^(?:clase|chr|class)?\s*([0-9]{1,2}|x|y)$", re.IGNORECASE)
@@ -128,19 +127,10 @@ def import_cells(src: str | Path, out: str | Path, *, canvas: int = 300, overwri
         if not rows:
             raise BadInputError(src, "holds no chromosome images in class folders",
                                 "pass SRC/<cell>/<class>/<image> with classes named clase1…clase24, 1…24, chr1…chrY, X, Y")
-        rows.sort(key=lambda r: r["file"])
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
-        w.writeheader()
-        w.writerows(rows)
-        atomic_write_text(tmp / "metadata.csv", buf.getvalue())
-        atomic_write_text(tmp / "ATTRIBUTION.md", f"# Source data\n\nChromosome images imported by "
-                          f"`chromosomenet import-cells` from `{src.name}/` (one folder per cell, one per class), "
-                          "each pasted unscaled on a white canvas. Licence and citation: as the source states; "
-                          "fill them in here before publishing a dataset built from this tree.\n")
-        for i in range(labels.NUM_CLASSES):
-            if not any((tmp / str(i)).iterdir()):
-                (tmp / str(i)).rmdir()
+        finish_tree(tmp, rows, COLUMNS, f"# Source data\n\nChromosome images imported by "
+                    f"`chromosomenet import-cells` from `{src.name}/` (one folder per cell, one per class), "
+                    "each pasted unscaled on a white canvas. Licence and citation: as the source states; "
+                    "fill them in here before publishing a dataset built from this tree.\n")
     report.instances = len(rows)
     report.scaled = sum("scaled" in r["quality"] for r in rows)
     report.per_class.update(Counter(r["name"] for r in rows))

@@ -26,7 +26,6 @@ known case; they all go into the single case ``unknown`` so they can never strad
 from __future__ import annotations
 
 import csv
-import io
 import os
 import re
 import time
@@ -44,10 +43,11 @@ from tqdm.auto import tqdm
 
 from ... import labels
 from ...errors import BadInputError
-from ...fsutil import atomic_write_text, staged_dir
+from ...fsutil import staged_dir
 from . import voc
 from .isolate import metaphase_threshold, place_on_canvas
 from .separate import isolate_boxes
+from .tree import finish_tree
 from .voc import Box
 
 PNG_LEVEL = 3  # zlib level: half the encode time of the default 6 for 15 % bigger files (measured)
@@ -360,17 +360,8 @@ def import_tseng(src: str | Path, out: str | Path, *, workers: int | None = None
                 problems += cell_problems
                 rows += cell_rows
                 report.n_images += bool(cell_rows)
-        rows.sort(key=lambda r: r["file"])
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        atomic_write_text(tmp / "metadata.csv", buf.getvalue())
         how, flags = SEPARATED if separate else NOT_SEPARATED
-        atomic_write_text(tmp / "ATTRIBUTION.md", ATTRIBUTION.replace("{how}", how).replace("{flags}", flags))
-        for i in range(labels.NUM_CLASSES):  # a subset without, say, Y must not leave an empty folder
-            if not any((tmp / str(i)).iterdir()):
-                (tmp / str(i)).rmdir()
+        finish_tree(tmp, rows, COLUMNS, ATTRIBUTION.replace("{how}", how).replace("{flags}", flags))
     flags = Counter(f for r in rows for f in r["quality"].split(";"))
     report.quality.update({k: flags.get(k, 0) for k in report.quality})
     report.per_class.update(Counter(r["name"] for r in rows))
