@@ -29,7 +29,7 @@ from .data.images import IMAGE_SUFFIXES, decode
 from .data.loading import describe, load_splits
 from .data.transforms import CanvasImages
 from .errors import BadInputError
-from .predict import Predictor, load_classifier, predict, predict_canvases
+from .predict import Predictor, cell_factors, load_classifier, predict, predict_cell
 from .figures import risk_coverage_png
 from .fsutil import atomic_write_text
 from .markdown import pct as pct_number
@@ -58,6 +58,7 @@ class KaryotypeConfig:
     always_review: tuple[str, ...] = ALWAYS_REVIEW  # quality flags that send a chromosome to a person regardless
     batch_size: int = 128
     workers: int = 2
+    cell_scale: bool = True             # read each cell at the reference scale (:mod:`.cellscale`)
     progress: bool = True
 
 
@@ -119,11 +120,14 @@ def karyotype_split(cfg: KaryotypeConfig) -> dict:
         costs, threshold, tuned_on = saved_costs(cfg.costs)
     else:
         tune_set = splits[cfg.tune_split]
-        costs, threshold, tuned = _tune(predict(predictor, tune_set, cfg.batch_size, cfg.workers, cfg.progress),
+        tune_factors = cell_factors(tune_set) if cfg.cell_scale else None
+        costs, threshold, tuned = _tune(predict(predictor, tune_set, cfg.batch_size, cfg.workers, cfg.progress,
+                                                tune_factors),
                                         np.asarray(tune_set["label"]), _cells(tune_set), cfg.target_accuracy,
                                         cfg.bound_level, _forced(tune_set, cfg.always_review))
         tuned_on = cfg.tune_split
-    probs = predict(predictor, split, cfg.batch_size, cfg.workers, cfg.progress)
+    probs = predict(predictor, split, cfg.batch_size, cfg.workers, cfg.progress,
+                    cell_factors(split) if cfg.cell_scale else None)
     y = np.asarray(split["label"])
     files = np.asarray(split["file"])
     kinds = split["karyotype_type"] if "karyotype_type" in split.column_names else ["unknown"] * len(y)
@@ -254,7 +258,7 @@ def karyotype_images(cfg: KaryotypeConfig) -> CellCall:
     canvases = [np.asarray(decode(f.read_bytes(), str(f)).image) for f in files]
     model, mcfg = load_classifier(cfg.run)
     predictor = Predictor(model, mcfg)
-    probs = predict_canvases(predictor, canvases, cfg.batch_size)
+    probs, _ = predict_cell(predictor, canvases, cfg.batch_size, cfg.cell_scale)
     costs, threshold = KaryotypeCosts(), DEFAULT_THRESHOLD
     if cfg.costs:
         costs, threshold, _ = saved_costs(cfg.costs)

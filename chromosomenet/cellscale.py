@@ -45,15 +45,40 @@ class CellScale:
     note: str = ""
 
 
-def cell_scale(canvases, reference: float = REFERENCE_LENGTH) -> CellScale:
-    """The factor that brings this cell's median chromosome length to ``reference``."""
-    lengths = np.array([chromosome_length(c) for c in canvases])
+def scale_of_lengths(lengths, reference: float = REFERENCE_LENGTH) -> CellScale:
+    """The factor that brings the median of one cell's chromosome ``lengths`` (NaN: unmeasured) to ``reference``."""
+    lengths = np.asarray(lengths, dtype=np.float64)
     lengths = lengths[np.isfinite(lengths)]
     if len(lengths) < MIN_CHROMOSOMES:
         return CellScale(1.0, float(np.median(lengths)) if len(lengths) else float("nan"), len(lengths),
                          f"not scaled: {len(lengths)} measurable chromosomes, fewer than {MIN_CHROMOSOMES}")
     median = float(np.median(lengths))
     return CellScale(reference / median, median, len(lengths))
+
+
+def cell_scale(canvases, reference: float = REFERENCE_LENGTH) -> CellScale:
+    """The factor that brings this cell's median chromosome length to ``reference``."""
+    return scale_of_lengths([chromosome_length(c) for c in canvases], reference)
+
+
+def row_factors(canvases, cell_ids, reference: float = REFERENCE_LENGTH) -> np.ndarray:
+    """Per row, the factor of its cell: ``canvases`` an iterable in row order (read once, only the
+    lengths kept), ``cell_ids`` the rows' cells; a row without a cell (None, "") keeps its pixels."""
+    lengths = np.array([chromosome_length(c) for c in canvases])
+    ids = np.array(["" if c is None else str(c) for c in cell_ids])
+    factors = np.ones(len(ids))
+    for cell in set(ids) - {""}:
+        rows = ids == cell
+        factors[rows] = scale_of_lengths(lengths[rows], reference).factor
+    return factors
+
+
+def summary(factors) -> dict:
+    """What a report says of the scaling: how many cells (distinct factors) and the factor's spread."""
+    f = np.asarray(factors, dtype=np.float64)
+    p10, p50, p90 = np.percentile(f, [10, 50, 90]) if len(f) else (1.0, 1.0, 1.0)
+    return {"reference_length": REFERENCE_LENGTH, "factor_p10": round(float(p10), 4),
+            "factor_p50": round(float(p50), 4), "factor_p90": round(float(p90), 4)}
 
 
 def rescale(canvas: np.ndarray, factor: float) -> tuple[np.ndarray, bool]:

@@ -103,7 +103,8 @@ def _karyotype(a: argparse.Namespace) -> None:
         from .metaphase import MetaphaseConfig, karyotype_metaphases
 
         rows = karyotype_metaphases(MetaphaseConfig(images=tuple(a.metaphase), out=Path(a.out), classifier=a.run,
-                                                    detector=a.detector, boxes=a.boxes, costs=a.costs))
+                                                    detector=a.detector, boxes=a.boxes, costs=a.costs,
+                                                    cell_scale=not a.no_cell_scale))
         for r in rows:
             print(f"{r['cell']}: {r['predicted_iscn'] or 'no karyotype called'} ({r['n']} chromosomes from the "
                   f"{r['boxes_from']}, {r['flagged']} flagged)" + (f"; {r['message']}" if r["message"] else "")
@@ -115,7 +116,7 @@ def _karyotype(a: argparse.Namespace) -> None:
     a.run = a.run or default_spec()
     cfg = KaryotypeConfig(run=a.run, out=Path(a.out), data=a.data, split=a.split, images=tuple(a.images or ()),
                           one_cell=a.one_cell, costs=a.costs, target_accuracy=a.target_accuracy, workers=a.workers,
-                          bound_level=a.bound_level or None,
+                          bound_level=a.bound_level or None, cell_scale=not a.no_cell_scale,
                           **({} if a.always_review is None else
                              {"always_review": tuple(f for f in a.always_review.split(",") if f)}))
     if a.data:
@@ -134,7 +135,8 @@ def _evaluate(a: argparse.Namespace) -> None:
 
     cfg = EvalConfig(model=a.model or default_spec(), data=a.data, out=Path(a.out), split=a.split,
                      batch_size=a.batch_size, workers=a.workers, timing=not a.no_timing,
-                     timing_samples=a.timing_samples, precision=a.precision, backend=a.backend)
+                     timing_samples=a.timing_samples, precision=a.precision, backend=a.backend,
+                     cell_scale=not a.no_cell_scale)
     metrics = evaluate(cfg)
     print(format_metrics(metrics))
     print(f"wrote {a.out}/predictions.parquet, metrics.json, confusion.png, per_class.png")
@@ -293,6 +295,9 @@ def parser() -> argparse.ArgumentParser:
                    help="auto: bf16 on GPU, fp32 on CPU")
     p.add_argument("--backend", choices=("torch", "onnx"), default="torch",
                    help="onnx: MODEL is a .onnx file from `export-onnx`, run by onnxruntime")
+    p.add_argument("--no-cell-scale", action="store_true",
+                   help="read each chromosome at its own pixels, not its cell at the reference scale "
+                        "(the median chromosome length of a cell brought to the training lab's)")
     p.set_defaults(func=_evaluate)
 
     p = sub.add_parser("demo", help="the main job: evaluate + karyotype every cell with a trained model, one report")
@@ -328,6 +333,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--always-review", help="quality flags whose chromosomes are flagged whatever their confidence, "
                                            "comma-separated ('' for none; default: merged,low_fill,empty)")
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--no-cell-scale", action="store_true",
+                   help="read each chromosome at its own pixels, not its cell at the reference scale "
+                        "(the median chromosome length of a cell brought to the training lab's)")
     p.set_defaults(func=_karyotype)
 
     p = sub.add_parser("score", help="score an external predictions CSV with the same metrics and report")

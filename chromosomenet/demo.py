@@ -70,7 +70,9 @@ def run_demo(cfg: DemoConfig) -> Path:
         ["InferenceTime (s per 1,000, one at a time) / throughput",
          f"{facts['inference_time']['seconds_per_1000']:.2f} s / {facts['throughput']['images_per_s']:,.0f} img/s "
          f"({facts['device']}, {facts['torch_threads']} threads)"],
-    ])
+    ] + ([["cells read at the reference scale: factor p10 / p50 / p90",
+           "{factor_p10:.2f} / {factor_p50:.2f} / {factor_p90:.2f} (median chromosome → {reference_length:g} px)"
+           .format(**facts["cell_scale"])]] if facts.get("cell_scale") else []))
     per_class = md_table(["class"] + list(m["per_class_accuracy"]),
                          [["accuracy %"] + [pct(v) for v in m["per_class_accuracy"].values()]])
     cell_rows = [[c["cell"], c["case"], c["type"], c["n"], f"`{c['predicted_iscn']}`", f"`{c['true_iscn']}`",

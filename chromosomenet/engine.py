@@ -22,7 +22,7 @@ from .data.images import CANVAS, decode
 from .data.transforms import prepare
 from .detect import Detector, load_detector, read_metaphase
 from .errors import BadInputError
-from .predict import Predictor, load_classifier, predict_canvases
+from .predict import Predictor, load_classifier, predict_canvases, predict_cell
 from .karyogram import render_karyogram
 from .karyotype import CellCall, KaryotypeCosts, assign, call_table, flag, write_call
 from .metaphase import Pipeline, karyotype_one
@@ -52,7 +52,12 @@ class Engine:
         return self._detector
 
     def probs(self, canvases: list[np.ndarray], batch: int = 64) -> np.ndarray:
+        """Each canvas as it is (a chromosome without its cell keeps the training lab's scale)."""
         return predict_canvases(self.predictor, canvases, batch)
+
+    def cell_probs(self, canvases: list[np.ndarray]) -> np.ndarray:
+        """One cell's canvases, the cell read at the reference scale (:func:`.predict.predict_cell`)."""
+        return predict_cell(self.predictor, canvases)[0]
 
     def _input(self, canvas: np.ndarray) -> torch.Tensor:
         p = self.predictor
@@ -128,7 +133,7 @@ class CellResult:
 def karyotype_canvases(engine: Engine, canvases: list[np.ndarray], ids: list[str], out_dir: Path,
                        title: str, forced=None) -> CellResult:
     """Assign with the engine's costs, flag below its review threshold (or ``forced``), draw and write the call."""
-    call = flag(assign(engine.probs(canvases), engine.costs), engine.threshold, forced)
+    call = flag(assign(engine.cell_probs(canvases), engine.costs), engine.threshold, forced)
     out_dir.mkdir(parents=True, exist_ok=True)
     png = render_karyogram(canvases, call, out_dir / "karyogram.png", title=title)
     csv_path, json_path = write_call(call, ids, out_dir, "chromosomes")

@@ -28,7 +28,8 @@ from .figures import confusion_png, per_class_png
 from .fsutil import atomic_write_bytes, atomic_write_text
 from .metrics import confusion, full_report
 from .models.registry import measure
-from .predict import Predictor, load_classifier, predict
+from .cellscale import summary
+from .predict import Predictor, cell_factors, load_classifier, predict
 
 PROB_COLUMNS = tuple(f"p_{n}" for n in labels.NAMES)
 
@@ -46,6 +47,7 @@ class EvalConfig:
     throughput_seconds: float = 2.0  # per batch size tried
     precision: str = "auto"          # auto (bf16 on GPU, fp32 on CPU) | fp32 | bf16
     backend: str = "torch"           # torch | onnx (``model`` is then a .onnx file from ``export-onnx``)
+    cell_scale: bool = True          # read each cell (``cell_id``) at the reference scale (:mod:`.cellscale`)
     n_boot: int = 1000
     seed: int = 0
     progress: bool = True
@@ -138,12 +140,14 @@ def evaluate(cfg: EvalConfig) -> dict:
     gpu = predictor.device.type == "cuda"
     batch_size = cfg.batch_size or (128 if gpu else 16)
     workers = cfg.workers if cfg.workers is not None else (min(8, os.cpu_count() or 1) if gpu else 0)
-    probs = predict(predictor, split, batch_size, workers, cfg.progress)
+    factors = cell_factors(split) if cfg.cell_scale else None
+    probs = predict(predictor, split, batch_size, workers, cfg.progress, factors)
     facts = {"model": cfg.model, "split": cfg.split, "data": describe(cfg.data, splits), "backend": cfg.backend,
              "device": torch.cuda.get_device_name() if predictor.device.type == "cuda" else "cpu",
              "torch_threads": torch.get_num_threads(), "input_size": list(mcfg["input_size"]),
              "precision": "bf16" if getattr(predictor, "bf16", False) else "fp32",
-             "batchnorm_folded": getattr(predictor, "folded", None)}
+             "batchnorm_folded": getattr(predictor, "folded", None),
+             "cell_scale": summary(factors) if factors is not None else None}
     if cfg.timing:
         if model is not None:
             params_m, gmacs = measure(model, img_size=mcfg["input_size"][1], in_chans=mcfg["input_size"][0])

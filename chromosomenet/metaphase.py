@@ -37,13 +37,13 @@ from .fsutil import atomic_write_text
 from .karyogram import render_karyogram
 from .karyotype import CellCall, KaryotypeCosts, assign, flag, iscn, write_call
 from .models import shipped
-from .predict import Predictor, load_classifier, predict_canvases
+from .predict import Predictor, load_classifier, predict_cell
 from .review import forced_review
 from .uploads import MAX_FILES, Upload, UploadError, read_upload
 
 MAX_XML_BYTES = 2 * 1024 * 1024
 CALL_RGB, FLAG_RGB = (0, 110, 230), (220, 30, 30)
-COLUMNS = ("cell", "n", "predicted_iscn", "annotated_iscn", "flagged", "plausible", "boxes_from", "message", "notes")
+COLUMNS = ("cell", "n", "predicted_iscn", "annotated_iscn", "flagged", "plausible", "boxes_from", "cell_scale", "message", "notes")
 
 
 def parse_voc(up: Upload) -> list[tuple[int, str, tuple[int, int, int, int]]]:
@@ -111,6 +111,7 @@ class MetaphaseConfig:
     boxes: str | None = None          # a folder of <stem>.xml Pascal-VOC files (or one .xml for one image)
     costs: str | None = None          # default: karyotype_costs.json beside the classifier
     auto_scale: bool = True
+    cell_scale: bool = True           # read the metaphase's chromosomes at the reference scale
 
 
 @dataclass
@@ -121,6 +122,7 @@ class Pipeline:
     threshold: float
     detector: Detector | None = None
     facts: dict = field(default_factory=dict)
+    cell_scale: bool = True
 
 
 def load_pipeline(cfg: MetaphaseConfig) -> Pipeline:
@@ -130,7 +132,8 @@ def load_pipeline(cfg: MetaphaseConfig) -> Pipeline:
     costs, threshold, tuned = saved_costs(costs_path) if costs_path else (KaryotypeCosts(), DEFAULT_THRESHOLD, "defaults")
     detector = None if cfg.boxes else load_detector(cfg.detector, auto_scale=cfg.auto_scale)
     return Pipeline(Predictor(model, mcfg), costs, threshold, detector,
-                    {"classifier": spec, "detector": detector.spec if detector else None, "costs": tuned})
+                    {"classifier": spec, "detector": detector.spec if detector else None, "costs": tuned},
+                    cfg.cell_scale)
 
 
 def _boxes_file(boxes: str, stem: str) -> Path:
@@ -171,7 +174,7 @@ def karyotype_one(pipe: Pipeline, gray: np.ndarray, name: str, out: Path, boxes_
     if not boxes:
         raise NoChromosomesError(name, "no chromosomes found", "give a G-banded metaphase image (or its VOC boxes)")
     canvases, quality = canvases_for(gray, boxes)
-    probs = predict_canvases(pipe.predictor, canvases)
+    probs, scale = predict_cell(pipe.predictor, canvases, cell_scale=pipe.cell_scale)
     call = flag(assign(probs, pipe.costs), pipe.threshold, forced_review(quality))
     ids = [f"{stem}_{k:02d}" for k in range(len(boxes))]
     for sub in ("karyograms", "calls", "metaphases", "boxes"):
@@ -184,7 +187,8 @@ def karyotype_one(pipe: Pipeline, gray: np.ndarray, name: str, out: Path, boxes_
     annotated = iscn(np.bincount(truth, minlength=labels.NUM_CLASSES)) if all(t is not None for t in truth) else ""
     row = {"cell": stem, "n": len(boxes), "predicted_iscn": call.iscn, "annotated_iscn": annotated,
            "flagged": int(sum(call.flags)), "plausible": call.plausible,
-           "boxes_from": "VOC" if boxes_voc else "detector", "message": call.message, "notes": "; ".join(notes)}
+           "boxes_from": "VOC" if boxes_voc else "detector", "cell_scale": round(scale.factor, 3),
+           "message": call.message, "notes": "; ".join(notes)}
     return MetaphaseResult(row, call, probs, list(boxes), ids, [labels.NAMES[t] if t is not None else None for t in truth],
                            Path(karyogram), picture, calls_csv, out / "boxes" / f"{stem}.xml")
 

@@ -3,6 +3,11 @@
 Every path that classifies chromosomes calls this module — ``evaluate`` (scores a split), the cell-level
 ``karyotype``, the bare-metaphase pipeline, the demo and the Space — so preprocessing, BatchNorm folding
 and the precision policy are decided once, here, from the model's own config.
+
+Where chromosomes come with their cell (a dataset's ``cell_id``, one cell's images, a metaphase), the
+paths read each cell at the reference scale (:mod:`.cellscale`: its median chromosome length brought
+to the training lab's): another microscope's magnification and a cell's condensation stop moving the
+size cue the models read. A chromosome without a cell keeps its pixels (the training lab's scale).
 """
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from . import labels
+from .cellscale import CellScale, normalise_cell, row_factors
 from .data.transforms import CanvasImages, norm_stats, prepare
 from .errors import BadInputError
 from .models import hub
@@ -64,17 +70,36 @@ class Predictor:
             return self.model(x).float().softmax(-1)
 
 
-def predict(predictor, split, batch_size: int, workers: int, progress: bool) -> np.ndarray:
-    """Probabilities of every canvas of a split: ``predictor`` a :class:`Predictor` or an ``OnnxPredictor``."""
-    loader = DataLoader(CanvasImages(split), batch_size=batch_size, num_workers=workers,
+def cell_factors(split) -> np.ndarray | None:
+    """Per row of a split, the scale of its cell (None when the split has no ``cell_id``: rows keep their pixels)."""
+    if "cell_id" not in split.column_names:
+        return None
+    images = CanvasImages(split)
+    return row_factors((images[i][0][0].numpy() for i in range(len(images))), split["cell_id"])
+
+
+def predict(predictor, split, batch_size: int, workers: int, progress: bool, factors=None) -> np.ndarray:
+    """Probabilities of every canvas of a split: ``predictor`` a :class:`Predictor` or an ``OnnxPredictor``;
+    ``factors`` (from :func:`cell_factors`) scales each row's canvas first."""
+    loader = DataLoader(CanvasImages(split, factors), batch_size=batch_size, num_workers=workers,
                         pin_memory=predictor.device.type == "cuda")
     out = [predictor(x).cpu() for x, _, _ in tqdm(loader, desc="predict", disable=not progress)]
     return torch.cat(out).numpy()
 
 
 def predict_canvases(predictor: Predictor, canvases, batch_size: int = 64) -> np.ndarray:
-    """(N, 24) probabilities for a list of (300, 300) uint8 canvases."""
+    """(N, 24) probabilities for a list of (300, 300) uint8 canvases, as they are."""
     if not len(canvases):
         return np.zeros((0, labels.NUM_CLASSES), dtype=np.float32)
     x = torch.from_numpy(np.stack(canvases)).unsqueeze(1)
     return torch.cat([predictor(x[i:i + batch_size]).cpu() for i in range(0, len(x), batch_size)]).numpy()
+
+
+def predict_cell(predictor: Predictor, canvases, batch_size: int = 64, cell_scale: bool = True
+                 ) -> tuple[np.ndarray, CellScale]:
+    """(N, 24) probabilities for the canvases of **one cell**, read at the reference scale (``cell_scale``),
+    and how the cell was scaled."""
+    if not cell_scale or not len(canvases):
+        return predict_canvases(predictor, canvases, batch_size), CellScale(1.0, float("nan"), 0, "not scaled")
+    scaled, scale = normalise_cell(canvases)
+    return predict_canvases(predictor, scaled, batch_size), scale

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import Dataset
 
+from ..cellscale import rescale
 from ..view import ViewSpec, views_uint8
 
 def norm_stats(mean: tuple[float, ...], std: tuple[float, ...], in_chans: int
@@ -33,12 +34,15 @@ def norm_stats(mean: tuple[float, ...], std: tuple[float, ...], in_chans: int
 
 
 class CanvasImages(Dataset):
-    """A `datasets` split as (uint8 1xHxW tensor, label, index) samples; decodes PNG bytes only."""
+    """A `datasets` split as (uint8 1xHxW tensor, label, index) samples; decodes PNG bytes only.
+    ``factors``: per row, a scale about the canvas centre (:mod:`..cellscale`: the row's cell brought to
+    the reference scale); None or 1.0 leaves the canvas as it is."""
 
-    def __init__(self, split):
+    def __init__(self, split, factors=None):
         from datasets import Image as ImageFeature
 
         self.ds = split.cast_column("image", ImageFeature(decode=False))
+        self.factors = factors
 
     def __len__(self) -> int:
         return len(self.ds)
@@ -48,6 +52,8 @@ class CanvasImages(Dataset):
         data = row["image"]["bytes"]
         with Image.open(io.BytesIO(data) if data is not None else row["image"]["path"]) as im:
             gray = np.asarray(im.convert("L"))
+        if self.factors is not None and self.factors[i] != 1.0:
+            gray = rescale(gray, float(self.factors[i]))[0]
         return torch.from_numpy(gray.copy()).unsqueeze(0), row["label"], i
 
 
