@@ -27,9 +27,9 @@ from tqdm.auto import tqdm
 from . import labels
 from .data.images import IMAGE_SUFFIXES, decode
 from .data.loading import describe, load_splits
-from .data.transforms import CanvasImages
+from .data.transforms import CanvasImages, cell_factors
 from .errors import BadInputError
-from .predict import Predictor, cell_factors, load_classifier, predict, predict_cell
+from .predict import Predictor, load_classifier, predict, predict_cell
 from .figures import risk_coverage_png
 from .fsutil import atomic_write_text
 from .markdown import pct as pct_number

@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-from .cli_detect import add_detect_parsers
+from .cli_lab import add_lab_parsers
 from .errors import BadInputError, ChromosomeNetError
 
 
@@ -170,9 +170,17 @@ def recipe_kwargs(a: argparse.Namespace) -> dict:
     return dict(img_size=a.img_size, in_chans=a.in_chans, init=a.init, batch_size=a.batch_size, lr=a.lr,
                 weight_decay=a.weight_decay, pct_start=a.pct_start, label_smoothing=a.label_smoothing,
                 max_epochs=a.max_epochs, epochs=a.epochs, patience=a.patience, seed=a.seed,
-                augment=Augment(rotate_deg=a.rotate, flip=not a.no_flip, brightness=a.jitter, contrast=a.jitter),
+                augment=Augment(rotate_deg=a.rotate, flip=not a.no_flip, brightness=a.jitter, contrast=a.jitter,
+                                scale=a.scale_jitter, width=a.width_jitter, gamma=a.gamma, blur=a.blur, noise=a.noise),
                 workers=a.workers, eval_batch_size=a.eval_batch_size, bn_stats_images=a.bn_stats_images,
-                compile=a.compile, time_budget=a.time_budget, precision=a.precision, cache=not a.no_cache)
+                compile=a.compile, time_budget=a.time_budget, precision=a.precision, cache=not a.no_cache,
+                cell_scale=not a.no_cell_scale)
+
+
+def add_cell_scale_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-cell-scale", action="store_true",
+                   help="read each chromosome at its own pixels, not its cell at the reference scale "
+                        "(the median chromosome length of a cell brought to the training lab's)")
 
 
 def add_recipe_args(p: argparse.ArgumentParser) -> None:
@@ -193,11 +201,18 @@ def add_recipe_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rotate", type=float, default=15.0, help="max rotation in degrees")
     p.add_argument("--no-flip", action="store_true")
     p.add_argument("--jitter", type=float, default=0.1, help="brightness/contrast jitter")
+    looks = p.add_argument_group("another microscope's looks (0: off)")
+    looks.add_argument("--scale-jitter", type=float, default=0.0, help="± size, log-uniform (e.g. 0.15)")
+    looks.add_argument("--width-jitter", type=float, default=0.0, help="± width across the chromosome")
+    looks.add_argument("--gamma", type=float, default=0.0, help="± gamma exponent, log-uniform")
+    looks.add_argument("--blur", type=float, default=0.0, help="share of images blurred (σ 0.3–1 px)")
+    looks.add_argument("--noise", type=float, default=0.0, help="largest σ of pixel noise (e.g. 0.03)")
     p.add_argument("--workers", type=int, default=2, help="DataLoader processes per training process")
     p.add_argument("--eval-batch-size", type=int, default=128)
     p.add_argument("--bn-stats-images", type=int, default=4096,
                    help="recompute BatchNorm statistics on this many training images each epoch (0: off)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    add_cell_scale_flag(p)
     p.add_argument("--time-budget", type=float, metavar="MINUTES",
                    help="plan the one-cycle schedule from a measured step time to end annealed within MINUTES")
     p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
@@ -269,7 +284,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--stop-after", type=int, help="end this invocation after N epochs (resume later)")
     p.set_defaults(func=_train)
 
-    add_detect_parsers(sub)
+    add_lab_parsers(sub)
 
     p = sub.add_parser("benchmark", help="train + evaluate a suite; report mirroring the paper's tables 1-6")
     p.add_argument("--suite", choices=("paper",), default="paper",
@@ -295,9 +310,7 @@ def parser() -> argparse.ArgumentParser:
                    help="auto: bf16 on GPU, fp32 on CPU")
     p.add_argument("--backend", choices=("torch", "onnx"), default="torch",
                    help="onnx: MODEL is a .onnx file from `export-onnx`, run by onnxruntime")
-    p.add_argument("--no-cell-scale", action="store_true",
-                   help="read each chromosome at its own pixels, not its cell at the reference scale "
-                        "(the median chromosome length of a cell brought to the training lab's)")
+    add_cell_scale_flag(p)
     p.set_defaults(func=_evaluate)
 
     p = sub.add_parser("demo", help="the main job: evaluate + karyotype every cell with a trained model, one report")
@@ -333,9 +346,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--always-review", help="quality flags whose chromosomes are flagged whatever their confidence, "
                                            "comma-separated ('' for none; default: merged,low_fill,empty)")
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--no-cell-scale", action="store_true",
-                   help="read each chromosome at its own pixels, not its cell at the reference scale "
-                        "(the median chromosome length of a cell brought to the training lab's)")
+    add_cell_scale_flag(p)
     p.set_defaults(func=_karyotype)
 
     p = sub.add_parser("score", help="score an external predictions CSV with the same metrics and report")

@@ -22,14 +22,14 @@ import torch
 
 from . import labels
 from .data.loading import describe, load_splits
-from .data.transforms import CanvasImages
+from .data.transforms import CanvasImages, cell_factors
 from .errors import BadInputError
 from .figures import confusion_png, per_class_png
 from .fsutil import atomic_write_bytes, atomic_write_text
 from .metrics import confusion, full_report
 from .models.registry import measure
 from .cellscale import summary
-from .predict import Predictor, cell_factors, load_classifier, predict
+from .predict import Predictor, load_classifier, predict
 
 PROB_COLUMNS = tuple(f"p_{n}" for n in labels.NAMES)
 

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from . import labels
-from .cellscale import CellScale, normalise_cell, row_factors
+from .cellscale import CellScale, normalise_cell
 from .data.transforms import CanvasImages, norm_stats, prepare
 from .errors import BadInputError
 from .models import hub
@@ -70,17 +70,9 @@ class Predictor:
             return self.model(x).float().softmax(-1)
 
 
-def cell_factors(split) -> np.ndarray | None:
-    """Per row of a split, the scale of its cell (None when the split has no ``cell_id``: rows keep their pixels)."""
-    if "cell_id" not in split.column_names:
-        return None
-    images = CanvasImages(split)
-    return row_factors((images[i][0][0].numpy() for i in range(len(images))), split["cell_id"])
-
-
 def predict(predictor, split, batch_size: int, workers: int, progress: bool, factors=None) -> np.ndarray:
     """Probabilities of every canvas of a split: ``predictor`` a :class:`Predictor` or an ``OnnxPredictor``;
-    ``factors`` (from :func:`cell_factors`) scales each row's canvas first."""
+    ``factors`` (from :func:`.data.transforms.cell_factors`) scales each row's canvas first."""
     loader = DataLoader(CanvasImages(split, factors), batch_size=batch_size, num_workers=workers,
                         pin_memory=predictor.device.type == "cuda")
     out = [predictor(x).cpu() for x, _, _ in tqdm(loader, desc="predict", disable=not progress)]

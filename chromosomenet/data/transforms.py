@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import Dataset
 
-from ..cellscale import rescale
+from ..cellscale import rescale, row_factors
 from ..view import ViewSpec, views_uint8
 
 def norm_stats(mean: tuple[float, ...], std: tuple[float, ...], in_chans: int
@@ -57,6 +57,15 @@ class CanvasImages(Dataset):
         return torch.from_numpy(gray.copy()).unsqueeze(0), row["label"], i
 
 
+def cell_factors(split) -> np.ndarray | None:
+    """Per row of a split, the scale of its cell (None when the split has no ``cell_id``: rows keep their pixels).
+    Training, evaluation and the cell-level paths all call this: measured the same way everywhere."""
+    if "cell_id" not in split.column_names:
+        return None
+    images = CanvasImages(split)
+    return row_factors((images[i][0][0].numpy() for i in range(len(images))), split["cell_id"])
+
+
 @dataclass(frozen=True)
 class Augment:
     """Light, label-preserving augmentation that keeps size as a cue.
@@ -66,13 +75,26 @@ class Augment:
     stripes, so mirroring across the long axis leaves the banding sequence unchanged; flipping the
     other way reverses p/q direction, which in metaphase spreads (unlike straightened karyogram
     cut-outs) is already arbitrary. Brightness/contrast: staining and exposure vary per slide.
-    No scaling and no cropping.
+    No cropping.
+
+    Another microscope's looks (each 0 = off, and then no random number is drawn for it, so a recipe
+    without them draws exactly as before): ``scale`` ±, log-uniform (what the cell-level normalisation
+    leaves: one chromosome's length against its cell's median); ``width`` ±, across the chromosome only
+    (thinner or fatter chromosomes at the same length); ``gamma`` ±, log-uniform exponent on the grey
+    level (another camera's response; white stays white); ``blur`` the share of images blurred by a
+    Gaussian of σ ∈ [0.3, 1] view px (focus, finer or coarser bands); ``noise`` the largest σ of
+    Gaussian pixel noise.
     """
 
     rotate_deg: float = 15.0
     flip: bool = True
     brightness: float = 0.1
     contrast: float = 0.1
+    scale: float = 0.0
+    width: float = 0.0
+    gamma: float = 0.0
+    blur: float = 0.0
+    noise: float = 0.0
 
 
 def prepare(batch: torch.Tensor, img_size: int | tuple[int, int], mean: tuple[float, ...], std: tuple[float, ...],
@@ -103,6 +125,11 @@ def _augment(x: torch.Tensor, a: Augment, g: torch.Generator | None) -> torch.Te
     if a.flip:
         sx = torch.where(uniform(0, 1) < 0.5, -sx, sx)
         sy = torch.where(uniform(0, 1) < 0.5, -sy, sy)
+    if a.scale:  # the grid maps output to input: dividing by s shows the chromosome s times larger
+        s = torch.exp(uniform(-math.log1p(a.scale), math.log1p(a.scale)))
+        sx, sy = sx / s, sy / s
+    if a.width:  # x is across the chromosome in the canonical view (its long axis is vertical)
+        sx = sx / torch.exp(uniform(-math.log1p(a.width), math.log1p(a.width)))
     cos, sin = torch.cos(theta), torch.sin(theta)
     affine = torch.stack([torch.stack([cos * sx, -sin * sy, torch.zeros_like(cos)], 1),
                           torch.stack([sin * sx, cos * sy, torch.zeros_like(cos)], 1)], 1)
@@ -113,7 +140,29 @@ def _augment(x: torch.Tensor, a: Augment, g: torch.Generator | None) -> torch.Te
     brightness = uniform(-a.brightness, a.brightness).view(b, 1, 1, 1)
     # contrast about white keeps the background white; brightness shifts only the chromosome
     ink = (1 - x) * contrast
-    return (1 - ink * (1 + brightness)).clamp_(0, 1)
+    x = (1 - ink * (1 + brightness)).clamp_(0, 1)
+    return _looks(x, a, uniform, g)
+
+
+def _looks(x: torch.Tensor, a: Augment, uniform, g: torch.Generator | None) -> torch.Tensor:
+    """Another camera and focus: gamma, blur, noise (each only when its lever is on)."""
+    b = x.shape[0]
+    if a.gamma:
+        x = x.clamp(1e-4, 1).pow(torch.exp(uniform(-math.log1p(a.gamma), math.log1p(a.gamma))).view(b, 1, 1, 1))
+    if a.blur:
+        sigma = uniform(0.3, 1.0)
+        on = uniform(0, 1) < a.blur
+        t = torch.arange(-2, 3, device=x.device, dtype=x.dtype)
+        k = torch.exp(-t.view(1, -1) ** 2 / (2 * sigma.view(-1, 1) ** 2))
+        k = k / k.sum(1, keepdim=True)  # (B, 5): one separable kernel per image
+        y = F.pad(x, (2, 2, 2, 2), mode="replicate").transpose(0, 1)  # (1, B, H+4, W+4): one group per image
+        y = F.conv2d(y, k.view(b, 1, 1, 5), groups=b)
+        y = F.conv2d(y, k.view(b, 1, 5, 1), groups=b).transpose(0, 1)
+        x = torch.where(on.view(b, 1, 1, 1), y, x)
+    if a.noise:
+        sigma = uniform(0, a.noise).view(b, 1, 1, 1)
+        x = (x + sigma * torch.randn(x.shape, generator=g).to(x.device)).clamp_(0, 1)
+    return x
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader, Dataset
@@ -41,9 +42,9 @@ class ViewCache(Dataset):
 
 
 def compute(split, spec: ViewSpec, batch_size: int = 256, workers: int = 0, progress: bool = True,
-            device: str | torch.device = "cpu") -> ViewCache:
-    """Decode every canvas of ``split`` once and keep its view."""
-    loader = DataLoader(CanvasImages(split), batch_size=batch_size, num_workers=workers)
+            device: str | torch.device = "cpu", factors=None) -> ViewCache:
+    """Decode every canvas of ``split`` once (scaled by ``factors``, per row, when given) and keep its view."""
+    loader = DataLoader(CanvasImages(split, factors), batch_size=batch_size, num_workers=workers)
     views, labels, scales = [], [], []
     for x, y, _ in tqdm(loader, desc="views", disable=not progress, leave=False):
         view, info = canonical_view(x.to(device).float().div_(255.0), spec)
@@ -60,14 +61,16 @@ def _cache_root() -> Path:
 
 
 def cached(split, split_name: str, data_id: str, spec: ViewSpec, *, workers: int = 0,
-           progress: bool = True) -> ViewCache:
-    """:func:`compute`, reusing (and writing) a cache file for the same data, split and view."""
-    key = hashlib.sha256(json.dumps([data_id, split_name, spec.to_dict(), len(split), VIEW_VERSION]).encode()).hexdigest()[:24]
+           progress: bool = True, factors=None) -> ViewCache:
+    """:func:`compute`, reusing (and writing) a cache file for the same data, split, view and scaling."""
+    scaling = None if factors is None else hashlib.sha256(np.asarray(factors, np.float64).tobytes()).hexdigest()
+    key = hashlib.sha256(json.dumps([data_id, split_name, spec.to_dict(), len(split), VIEW_VERSION, scaling]
+                                    ).encode()).hexdigest()[:24]
     path = _cache_root() / f"{split_name}-{key}.safetensors"
     if path.exists():
         t = load_file(str(path))
         return ViewCache(t["views"], t["labels"], t["scale"])
-    cache = compute(split, spec, workers=workers, progress=progress)
+    cache = compute(split, spec, workers=workers, progress=progress, factors=factors)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     save_file({"views": cache.views.contiguous(), "labels": cache.labels, "scale": cache.scale}, str(tmp))

@@ -1,5 +1,5 @@
-"""The verbs of bare metaphases and deployment: ``train-detector``, ``detect``, ``export-onnx``
-(argument parsing only; :func:`add_detect_parsers` adds them to ``chromosomenet``'s parser)."""
+"""The verbs of a laboratory's own input and of deployment: ``train-detector``, ``detect``, ``adapt``,
+``export-onnx`` (argument parsing only; :func:`add_lab_parsers` adds them to ``chromosomenet``'s parser)."""
 from __future__ import annotations
 
 import argparse
@@ -43,7 +43,16 @@ def _export_onnx(a: argparse.Namespace) -> None:
     print(json.dumps(facts, indent=2))
 
 
-def add_detect_parsers(sub) -> None:
+def _adapt(a: argparse.Namespace) -> None:
+    from .adapt import AdaptConfig, adapt
+
+    r = adapt(AdaptConfig(data=a.data, out=Path(a.out), model=a.model, epochs=a.epochs, lr=a.lr,
+                          batch_size=a.batch_size, patience=a.patience, seed=a.seed))
+    acc = f"; test accuracy {100 * r.test_metrics['accuracy']:.2f}%" if r.test_metrics else ""
+    print(f"{r.run_dir}: adapted in {r.epochs_run} epochs, best {r.best_epoch}{acc}; use it as local-dir:{r.run_dir}")
+
+
+def add_lab_parsers(sub) -> None:
     p = sub.add_parser("train-detector", help="train a chromosome detector on a release's metaphase boxes (CPU-sized)")
     p.add_argument("src", help="the release folder (Tseng layout: 24_chromosomes_object/JEPG + annotations)")
     p.add_argument("out", help="run folder: checkpoint, log.csv, then the model repo")
@@ -72,6 +81,17 @@ def add_detect_parsers(sub) -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--detector", help="local-dir:PATH or hf-hub:ORG/NAME (default: the shipped detector)")
     p.set_defaults(func=_detect)
+
+    p = sub.add_parser("adapt", help="fine-tune a classifier on a few labelled cells of a new lab (minutes on a CPU)")
+    p.add_argument("data", help="a built dataset of the new lab: train (the cells to learn), validation (to stop)")
+    p.add_argument("out", help="run folder, then the adapted model repo")
+    p.add_argument("--model", help="local-dir:PATH, hf-hub:ORG/NAME or a model folder (default: the shipped default)")
+    p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--lr", type=float, default=3e-4, help="peak of the one-cycle schedule")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--patience", type=int, default=5, help="early stopping on validation loss")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_adapt)
 
     p = sub.add_parser("export-onnx", help="a classifier as one ONNX file (canonical view inside), checked "
                                            "against torch with onnxruntime")
