@@ -13,6 +13,7 @@ MODEL  ?= models/chromosomenet-view-resnet10t-half
 FULL   ?= ../shared/data/tseng2023
 WORK   ?= work
 BUDGET ?= 110
+FINETUNE ?= 55
 ARCH   ?= chromosomenet_view_resnet10t_half
 DETECTOR ?= models/chromosomenet-detector-resnet10t-half
 DET_BUDGET ?= 140
@@ -42,9 +43,15 @@ train: $(STAMP)
 	$(CLI) import-tseng $(FULL) $(WORK)/raw_full --separate --overwrite
 	$(PY) tools/without_sample_cases.py $(WORK)/raw_full $(WORK)/raw_train
 	$(CLI) build-dataset $(WORK)/raw_train $(WORK)/dataset --split grouped --on-error skip --overwrite
-	$(CLI) train --model $(ARCH) --data $(WORK)/dataset --out $(WORK)/run --init none \
+	# stage 1: from scratch, each canvas at its own pixels
+	$(CLI) train --model $(ARCH) --data $(WORK)/dataset --out $(WORK)/run_base --init none \
 		--time-budget $(BUDGET) --batch-size 64 --lr 2e-3 --weight-decay 0.05 --pct-start 0.2 --rotate 10 \
-		--patience 100 --workers 2 --eval-batch-size 256
+		--patience 100 --workers 2 --eval-batch-size 256 --no-cell-scale
+	# stage 2: each cell at the reference scale, another microscope's looks
+	$(CLI) train --model $(ARCH) --data $(WORK)/dataset --out $(WORK)/run --init $(WORK)/run_base \
+		--time-budget $(FINETUNE) --batch-size 64 --lr 5e-4 --weight-decay 0.05 --pct-start 0.1 --rotate 10 \
+		--patience 100 --workers 2 --eval-batch-size 256 \
+		--scale-jitter 0.15 --width-jitter 0.25 --gamma 0.4 --blur 0.5 --noise 0.02
 	$(CLI) karyotype --run $(WORK)/run --data $(WORK)/dataset --split test --out $(WORK)/cells
 	$(PY) tools/ship_model.py $(WORK)/run $(WORK)/cells $(MODEL)
 
