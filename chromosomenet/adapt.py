@@ -38,10 +38,14 @@ class AdaptConfig:
 def model_folder(spec: str) -> Path:
     """The folder of a ``local-dir:`` spec or a path, holding config.json and model.safetensors."""
     folder = Path(spec.split(":", 1)[1] if spec.startswith("local-dir:") else spec)
-    if spec.startswith("hf-hub:"):
+    if spec.startswith("hf-hub:"):  # fetched once into huggingface_hub's cache (offline: the cached copy)
         from huggingface_hub import snapshot_download
 
-        folder = Path(snapshot_download(spec.split(":", 1)[1]))
+        try:
+            folder = Path(snapshot_download(spec.split(":", 1)[1]))
+        except Exception as e:  # offline without a cached copy, unknown repo, no network
+            raise BadInputError(spec, f"could not be fetched ({type(e).__name__})",
+                                "download it once with network access, or pass a local model folder") from None
     if not (folder / "config.json").is_file() or not (folder / "model.safetensors").is_file():
         raise BadInputError(spec, "is not a model folder (config.json + model.safetensors)",
                             "name a trained classifier: local-dir:PATH, hf-hub:ORG/NAME or a run folder")
