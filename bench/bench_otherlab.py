@@ -83,8 +83,7 @@ def main() -> None:
             cases = {r["group"] for r in csv.DictReader(f) if r["split"] == "test"}
     model, cfg = load_classifier(a.model)
     predictor = Predictor(model, cfg)
-    folder = Path(a.model.removeprefix("local-dir:"))
-    costs, _, _ = saved_costs(str(folder / "karyotype_costs.json"))
+    costs, _, _ = saved_costs(str(shipped.local_folder(a.model) / shipped.COSTS))
     print(f"`{a.model}`\n")
     print("| cells | zoom | reading | cells / chromosomes | instance accuracy | after assignment | "
           "scale factor p10 / p50 / p90 | seconds |\n|---|---|---|---|---|---|---|---|")

@@ -37,7 +37,7 @@ class AdaptConfig:
 
 def model_folder(spec: str) -> Path:
     """The folder of a ``local-dir:`` spec or a path, holding config.json and model.safetensors."""
-    folder = Path(spec.split(":", 1)[1] if spec.startswith("local-dir:") else spec)
+    folder = shipped.local_folder(spec)
     if spec.startswith("hf-hub:"):  # fetched once into huggingface_hub's cache (offline: the cached copy)
         from huggingface_hub import snapshot_download
 

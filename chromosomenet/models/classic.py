@@ -13,6 +13,7 @@ and widths a CPU can train. ``PRIOR_METHODS``: each method's citation and Table 
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections import OrderedDict
 from typing import Any, Sequence
 
@@ -77,7 +78,7 @@ class Head(nn.Module):
         return x if pre_logits else self.fc(x)
 
 
-class ClassicNet(nn.Module):
+class ClassicNet(nn.Module, ABC):
     """timm plumbing shared by all six: ``stem`` (first conv) -> ``stages`` -> ``head``.
 
     Subclasses only describe their body (``_body``); the head's hidden layers and default dropout
@@ -96,9 +97,9 @@ class ClassicNet(nn.Module):
         self.head = Head(self.num_features, num_classes, global_pool, self.hidden, self.drop_rate)
         self.head_hidden_size = self.head.width
 
+    @abstractmethod
     def _body(self, in_chans: int) -> tuple[nn.Module, nn.Module, int]:
-        """(stem holding the first conv, the remaining layers, output channels)."""
-        raise NotImplementedError
+        """(stem holding the first conv, the remaining layers, output channels): each network defines it."""
 
     def get_classifier(self) -> nn.Module:
         return self.head.fc

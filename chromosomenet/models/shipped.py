@@ -46,9 +46,14 @@ def shipped() -> list[dict]:
     return rows
 
 
+def local_folder(spec: str) -> Path:
+    """The folder a ``local-dir:PATH`` spec (or a plain path) names."""
+    return Path(spec.removeprefix("local-dir:"))
+
+
 def costs_beside(spec: str) -> Path | None:
     """The karyotype_costs.json in a model's folder (``local-dir:PATH`` or a path), or None."""
-    folder = Path(spec.split(":", 1)[1] if spec.startswith("local-dir:") else spec)
+    folder = local_folder(spec)
     return folder / COSTS if (folder / COSTS).is_file() else None
 
 
