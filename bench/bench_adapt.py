@@ -7,7 +7,7 @@ The lab's cases are split once (seeded): ``--test-share`` of them are held out a
 rest are the pool. From the pool, ``--val-cells`` cells (in their own cases) are the validation split that
 stops training, and the first N cells of the remaining pool (whole cases, in seeded order) are the training
 split. For each N, ``chromosomenet adapt`` fine-tunes the model; the held-out cells are then read as every
-path reads them (each cell at the reference scale) and scored per chromosome and after the cell-level
+path reads them (each cell at the reference scale and greys) and scored per chromosome and after the cell-level
 assignment. N = 0 is the model as shipped. Also printed: the adapted model on the embedded Tseng sample
 (how much of the training lab it keeps), and the minutes each adaptation took on this machine.
 """

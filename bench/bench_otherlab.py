@@ -12,6 +12,7 @@ reading a cell, the instance accuracy and the accuracy after the cell-level assi
 
 * as they are (the training lab's pixels);
 * ``cellscale``: every canvas of a cell scaled by REFERENCE_LENGTH / the cell's median chromosome length;
+* ``cellscale + greys``: and the cell's ink greys matched to REFERENCE_GREY (what every path reads);
 * with ``--zoom F``: every canvas first zoomed ×F (another microscope, simulated), then as they are and
   with ``cellscale``: how much of the zoom the normalisation takes back.
 """
@@ -60,12 +61,16 @@ def score(predictor: Predictor, cells, costs, transform) -> tuple[float, float, 
     return right / n, right_after / n, time.perf_counter() - t0, factors
 
 
-def zoomed(f: float, then_scale: bool):
+READINGS = {"as they are": None, "cellscale": False, "cellscale + greys": True}
+
+
+def zoomed(f: float, grey: bool | None):
+    """Each cell zoomed ×``f``, then read as they are (``grey`` None) or at the reference scale (and greys)."""
     def transform(canvases):
         canvases = [rescale(c, f)[0] for c in canvases] if f != 1.0 else list(canvases)
-        if not then_scale:
+        if grey is None:
             return canvases, 1.0
-        out, s = normalise_cell(canvases)
+        out, s = normalise_cell(canvases, grey=grey)
         return out, s.factor
     return transform
 
@@ -91,10 +96,10 @@ def main() -> None:
         cells = read_cells(raw, cases)
         n = sum(len(y) for _, y in cells.values())
         for f in [1.0, *a.zoom]:
-            for then_scale in (False, True):
-                acc, after, sec, factors = score(predictor, cells, costs, zoomed(f, then_scale))
+            for reading, grey in READINGS.items():
+                acc, after, sec, factors = score(predictor, cells, costs, zoomed(f, grey))
                 p = np.percentile(factors, [10, 50, 90])
-                print(f"| {raw} | ×{f:g} | {'cellscale' if then_scale else 'as they are'} | {len(cells)} / {n} | "
+                print(f"| {raw} | ×{f:g} | {reading} | {len(cells)} / {n} | "
                       f"{100 * acc:.2f} % | {100 * after:.2f} % | {p[0]:.2f} / {p[1]:.2f} / {p[2]:.2f} | {sec:.0f} |",
                       flush=True)
 

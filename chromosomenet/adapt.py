@@ -6,7 +6,7 @@
 
 The same training loop as ``train`` (:mod:`.train`), started from the model's own weights with a short,
 gentle schedule: every layer moves (a new lab's thinner chromosomes and finer bands are in the early
-filters as much as in the head), each cell read at the reference scale as prediction reads it, early
+filters as much as in the head), each cell read at the reference scale and greys as prediction reads it, early
 stopping on the new lab's validation cells. The result is a model repo like any other (config, weights,
 card, the source model's cell-level costs copied beside it), for ``karyotype``, ``evaluate``, ``serve``.
 """

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from . import labels
 from .data.images import IMAGE_SUFFIXES, decode
 from .data.loading import describe, load_splits
-from .data.transforms import CanvasImages, cell_factors
+from .data.transforms import CanvasImages, cell_scales
 from .errors import BadInputError
 from .predict import Predictor, load_classifier, predict, predict_cell
 from .figures import risk_coverage_png
@@ -58,7 +58,7 @@ class KaryotypeConfig:
     always_review: tuple[str, ...] = ALWAYS_REVIEW  # quality flags that send a chromosome to a person regardless
     batch_size: int = 128
     workers: int = 2
-    cell_scale: bool = True             # read each cell at the reference scale (:mod:`.cellscale`)
+    cell_scale: bool = True             # read each cell at the reference scale and greys (:mod:`.cellscale`)
     progress: bool = True
 
 
@@ -120,14 +120,14 @@ def karyotype_split(cfg: KaryotypeConfig) -> dict:
         costs, threshold, tuned_on = saved_costs(cfg.costs)
     else:
         tune_set = splits[cfg.tune_split]
-        tune_factors = cell_factors(tune_set) if cfg.cell_scale else None
+        tune_scales = cell_scales(tune_set) if cfg.cell_scale else None
         costs, threshold, tuned = _tune(predict(predictor, tune_set, cfg.batch_size, cfg.workers, cfg.progress,
-                                                tune_factors),
+                                                tune_scales),
                                         np.asarray(tune_set["label"]), _cells(tune_set), cfg.target_accuracy,
                                         cfg.bound_level, _forced(tune_set, cfg.always_review))
         tuned_on = cfg.tune_split
     probs = predict(predictor, split, cfg.batch_size, cfg.workers, cfg.progress,
-                    cell_factors(split) if cfg.cell_scale else None)
+                    cell_scales(split) if cfg.cell_scale else None)
     y = np.asarray(split["label"])
     files = np.asarray(split["file"])
     kinds = split["karyotype_type"] if "karyotype_type" in split.column_names else ["unknown"] * len(y)

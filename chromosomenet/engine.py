@@ -56,7 +56,7 @@ class Engine:
         return predict_canvases(self.predictor, canvases, batch)
 
     def cell_probs(self, canvases: list[np.ndarray]) -> np.ndarray:
-        """One cell's canvases, the cell read at the reference scale (:func:`.predict.predict_cell`)."""
+        """One cell's canvases, the cell read at the reference scale and greys (:func:`.predict.predict_cell`)."""
         return predict_cell(self.predictor, canvases)[0]
 
     def _input(self, canvas: np.ndarray) -> torch.Tensor:

@@ -22,7 +22,7 @@ import torch
 
 from . import labels
 from .data.loading import describe, load_splits
-from .data.transforms import CanvasImages, cell_factors
+from .data.transforms import CanvasImages, cell_scales
 from .errors import BadInputError
 from .figures import confusion_png, per_class_png
 from .fsutil import atomic_write_bytes, atomic_write_text
@@ -47,7 +47,7 @@ class EvalConfig:
     throughput_seconds: float = 2.0  # per batch size tried
     precision: str = "auto"          # auto (bf16 on GPU, fp32 on CPU) | fp32 | bf16
     backend: str = "torch"           # torch | onnx (``model`` is then a .onnx file from ``export-onnx``)
-    cell_scale: bool = True          # read each cell (``cell_id``) at the reference scale (:mod:`.cellscale`)
+    cell_scale: bool = True          # read each cell (``cell_id``) at the reference scale and greys (:mod:`.cellscale`)
     n_boot: int = 1000
     seed: int = 0
     progress: bool = True
@@ -140,14 +140,14 @@ def evaluate(cfg: EvalConfig) -> dict:
     gpu = predictor.device.type == "cuda"
     batch_size = cfg.batch_size or (128 if gpu else 16)
     workers = cfg.workers if cfg.workers is not None else (min(8, os.cpu_count() or 1) if gpu else 0)
-    factors = cell_factors(split) if cfg.cell_scale else None
-    probs = predict(predictor, split, batch_size, workers, cfg.progress, factors)
+    scales = cell_scales(split) if cfg.cell_scale else None
+    probs = predict(predictor, split, batch_size, workers, cfg.progress, scales)
     facts = {"model": cfg.model, "split": cfg.split, "data": describe(cfg.data, splits), "backend": cfg.backend,
              "device": torch.cuda.get_device_name() if predictor.device.type == "cuda" else "cpu",
              "torch_threads": torch.get_num_threads(), "input_size": list(mcfg["input_size"]),
              "precision": "bf16" if getattr(predictor, "bf16", False) else "fp32",
              "batchnorm_folded": getattr(predictor, "folded", None),
-             "cell_scale": summary(factors) if factors is not None else None}
+             "cell_scale": summary(scales) if scales is not None else None}
     if cfg.timing:
         if model is not None:
             params_m, gmacs = measure(model, img_size=mcfg["input_size"][1], in_chans=mcfg["input_size"][0])

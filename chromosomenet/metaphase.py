@@ -111,7 +111,7 @@ class MetaphaseConfig:
     boxes: str | None = None          # a folder of <stem>.xml Pascal-VOC files (or one .xml for one image)
     costs: str | None = None          # default: karyotype_costs.json beside the classifier
     auto_scale: bool = True
-    cell_scale: bool = True           # read the metaphase's chromosomes at the reference scale
+    cell_scale: bool = True           # read the metaphase's chromosomes at the reference scale and greys
 
 
 @dataclass

@@ -5,9 +5,9 @@ Every path that classifies chromosomes calls this module — ``evaluate`` (score
 and the precision policy are decided once, here, from the model's own config.
 
 Where chromosomes come with their cell (a dataset's ``cell_id``, one cell's images, a metaphase), the
-paths read each cell at the reference scale (:mod:`.cellscale`: its median chromosome length brought
-to the training lab's): another microscope's magnification and a cell's condensation stop moving the
-size cue the models read. A chromosome without a cell keeps its pixels (the training lab's scale).
+paths read each cell at the reference scale and greys (:mod:`.cellscale`: its median chromosome length
+brought to the training lab's, its ink greys matched to the training lab's): another microscope's
+magnification, a cell's condensation, another camera and stain stop moving the cues the models read. A chromosome without a cell keeps its pixels (the training lab's scale).
 """
 from __future__ import annotations
 
@@ -70,10 +70,10 @@ class Predictor:
             return self.model(x).float().softmax(-1)
 
 
-def predict(predictor, split, batch_size: int, workers: int, progress: bool, factors=None) -> np.ndarray:
+def predict(predictor, split, batch_size: int, workers: int, progress: bool, scales=None) -> np.ndarray:
     """Probabilities of every canvas of a split: ``predictor`` a :class:`Predictor` or an ``OnnxPredictor``;
-    ``factors`` (from :func:`.data.transforms.cell_factors`) scales each row's canvas first."""
-    loader = DataLoader(CanvasImages(split, factors), batch_size=batch_size, num_workers=workers,
+    ``scales`` (from :func:`.data.transforms.cell_scales`) reads each row's canvas as its cell is read."""
+    loader = DataLoader(CanvasImages(split, scales), batch_size=batch_size, num_workers=workers,
                         pin_memory=predictor.device.type == "cuda")
     out = [predictor(x).cpu() for x, _, _ in tqdm(loader, desc="predict", disable=not progress)]
     return torch.cat(out).numpy()
@@ -89,8 +89,8 @@ def predict_canvases(predictor: Predictor, canvases, batch_size: int = 64) -> np
 
 def predict_cell(predictor: Predictor, canvases, batch_size: int = 64, cell_scale: bool = True
                  ) -> tuple[np.ndarray, CellScale]:
-    """(N, 24) probabilities for the canvases of **one cell**, read at the reference scale (``cell_scale``),
-    and how the cell was scaled."""
+    """(N, 24) probabilities for the canvases of **one cell**, read at the reference scale and greys
+    (``cell_scale``), and how the cell was read."""
     if not cell_scale or not len(canvases):
         return predict_canvases(predictor, canvases, batch_size), CellScale(1.0, float("nan"), 0, "not scaled")
     scaled, scale = normalise_cell(canvases)

@@ -163,9 +163,9 @@ def build_app(model_spec: str | None, detector_spec: str | None = None) -> "gr.B
                 with gr.Column():
                     c_in = gr.File(label=f"One chromosome image (≤ {CANVAS}×{CANVAS} px; smaller ones are padded)",
                                    file_types=["image"], elem_id="chromosome-upload")
-                    gr.Markdown("Read at its own pixels, the training lab's scale: size is a cue, and a chromosome "
-                                "without its cell cannot be brought to the reference scale. From another microscope, "
-                                "use the Whole cell tab: each cell is read at one scale there.")
+                    gr.Markdown("Read at its own pixels and greys, the training lab's: size is a cue, and a "
+                                "chromosome without its cell cannot be brought to the reference scale and greys. From "
+                                "another microscope, use the Whole cell tab: each cell is read at one scale there.")
                     c_btn = gr.Button("Classify", variant="primary", elem_id="classify")
                 c_label = gr.Label(num_top_classes=5, label="Top-5 classes", elem_id="top5")
             with gr.Row():

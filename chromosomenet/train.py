@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 from . import budget, checkpoint
 from .data import viewcache
 from .data.loading import dataset_identity, describe, load_splits
-from .data.transforms import Augment, CanvasImages, Feed, cell_factors, norm_stats
+from .data.transforms import Augment, CanvasImages, Feed, cell_scales, norm_stats
 from .errors import BadInputError, ChromosomeNetError
 from .fsutil import atomic_write_text
 from .metrics import confusion, summarize
@@ -69,7 +69,7 @@ class TrainConfig:
     time_budget: float | None = None   # minutes: plan the one-cycle length so the run ends annealed by then
     precision: str = "auto"            # auto (bf16 autocast on GPU, fp32 on CPU) | bf16 | fp32
     cache: bool = True                 # view models: decode each split once into memory (else per batch)
-    cell_scale: bool = True            # each cell (``cell_id``) at the reference scale, as prediction reads it
+    cell_scale: bool = True            # each cell (``cell_id``) at the reference scale and greys, as prediction reads it
     progress: bool = True
 
     @property
@@ -214,11 +214,10 @@ def train(cfg: TrainConfig) -> TrainResult:
     trainable = trainable.to(memory_format=torch.channels_last)
 
     def source(name: str):
-        factors = cell_factors(splits[name]) if cfg.cell_scale else None
         if is_view_model(model) and cfg.cache:
             return viewcache.cached(splits[name], name, data_id, model.spec, workers=cfg.workers,
-                                    progress=cfg.progress and main, factors=factors)
-        return CanvasImages(splits[name], factors)
+                                    progress=cfg.progress and main, cell_scale=cfg.cell_scale)
+        return CanvasImages(splits[name], cell_scales(splits[name]) if cfg.cell_scale else None)
 
     train_set, val_set = source("train"), source("validation")
     sampler = DistributedSampler(train_set, num_replicas=acc.num_processes, rank=acc.process_index,
@@ -368,6 +367,6 @@ def _recipe(cfg: TrainConfig, acc: Accelerator, feed: Feed, n_epochs: int, plan:
             "early stopping": f"patience {cfg.patience} epochs on validation loss; best weights restored",
             "augmentation": ", ".join(f"{k} {v}" for k, v in asdict(cfg.augment).items()),
             "precision": "bf16 autocast" if acc.mixed_precision == "bf16" else "fp32",
-            "cell scale": ("each cell's median chromosome length brought to the reference (cellscale)"
-                           if cfg.cell_scale else "off: every canvas at its own pixels"),
+            "cell scale": ("each cell's median chromosome length and ink greys brought to the reference "
+                           "(cellscale)" if cfg.cell_scale else "off: every canvas at its own pixels and greys"),
             "input": f"{size[0]}×{size[1]} px, {len(feed.mean)} channel(s), channels_last"}

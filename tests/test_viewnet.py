@@ -15,7 +15,7 @@ from chromosomenet import NAMES
 from chromosomenet.budget import plan
 from chromosomenet.data import viewcache
 from chromosomenet.data.loading import load_splits
-from chromosomenet.data.transforms import Augment, CanvasImages, Feed
+from chromosomenet.data.transforms import Augment, CanvasImages, Feed, cell_scales
 from chromosomenet.models.viewnet import ViewNet, turned
 from chromosomenet.train import TrainConfig, train
 from chromosomenet.view import ViewSpec
@@ -94,6 +94,11 @@ def test_the_view_cache_file_is_reused(tiny_dataset: Path, tmp_path: Path, monke
     assert torch.equal(first.views, again.views) and torch.equal(first.labels, again.labels)
     other = viewcache.cached(split, "validation", "manifest:x", ViewSpec(downsample=1), progress=False)
     assert other.views.shape[-2:] == (208, 96) and len(list((tmp_path / "views").glob("*.safetensors"))) == 2
+    # each cell read at the reference scale and greys: its own file, the same views as reading it afresh
+    read = viewcache.cached(split, "validation", "manifest:x", ViewSpec(), progress=False, cell_scale=True)
+    assert len(list((tmp_path / "views").glob("*.safetensors"))) == 3
+    assert torch.equal(read.views, viewcache.compute(split, ViewSpec(), progress=False, scales=cell_scales(split)).views)
+    assert not torch.equal(read.views, first.views)
 
 
 def test_the_export_takes_the_canvas_and_round_trips_through_local_dir(view_run: Path):

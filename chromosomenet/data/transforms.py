@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import Dataset
 
-from ..cellscale import rescale, row_factors
+from ..cellscale import RowScales, row_scales
 from ..view import ViewSpec, views_uint8
 
 def norm_stats(mean: tuple[float, ...], std: tuple[float, ...], in_chans: int
@@ -35,14 +35,14 @@ def norm_stats(mean: tuple[float, ...], std: tuple[float, ...], in_chans: int
 
 class CanvasImages(Dataset):
     """A `datasets` split as (uint8 1xHxW tensor, label, index) samples; decodes PNG bytes only.
-    ``factors``: per row, a scale about the canvas centre (:mod:`..cellscale`: the row's cell brought to
-    the reference scale); None or 1.0 leaves the canvas as it is."""
+    ``scales``: per row, how its cell is read (:mod:`..cellscale`: the row's cell brought to the reference
+    scale and greys); None leaves every canvas as it is."""
 
-    def __init__(self, split, factors=None):
+    def __init__(self, split, scales: RowScales | None = None):
         from datasets import Image as ImageFeature
 
         self.ds = split.cast_column("image", ImageFeature(decode=False))
-        self.factors = factors
+        self.scales = scales
 
     def __len__(self) -> int:
         return len(self.ds)
@@ -52,18 +52,18 @@ class CanvasImages(Dataset):
         data = row["image"]["bytes"]
         with Image.open(io.BytesIO(data) if data is not None else row["image"]["path"]) as im:
             gray = np.asarray(im.convert("L"))
-        if self.factors is not None and self.factors[i] != 1.0:
-            gray = rescale(gray, float(self.factors[i]))[0]
+        if self.scales is not None:
+            gray = self.scales.read(i, gray)
         return torch.from_numpy(gray.copy()).unsqueeze(0), row["label"], i
 
 
-def cell_factors(split) -> np.ndarray | None:
-    """Per row of a split, the scale of its cell (None when the split has no ``cell_id``: rows keep their pixels).
-    Training, evaluation and the cell-level paths all call this: measured the same way everywhere."""
+def cell_scales(split) -> RowScales | None:
+    """Per row of a split, how its cell is read (None when the split has no ``cell_id``: rows keep their
+    pixels). Training, evaluation and the cell-level paths all call this: measured the same way everywhere."""
     if "cell_id" not in split.column_names:
         return None
     images = CanvasImages(split)
-    return row_factors((images[i][0][0].numpy() for i in range(len(images))), split["cell_id"])
+    return row_scales((images[i][0][0].numpy() for i in range(len(images))), split["cell_id"])
 
 
 @dataclass(frozen=True)

@@ -13,14 +13,14 @@ import json
 import os
 from pathlib import Path
 
-import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from ..view import VIEW_VERSION, ViewSpec, canonical_view, quantize
-from .transforms import CanvasImages
+from .. import cellscale
+from .transforms import CanvasImages, cell_scales
 
 
 class ViewCache(Dataset):
@@ -42,9 +42,9 @@ class ViewCache(Dataset):
 
 
 def compute(split, spec: ViewSpec, batch_size: int = 256, workers: int = 0, progress: bool = True,
-            device: str | torch.device = "cpu", factors=None) -> ViewCache:
-    """Decode every canvas of ``split`` once (scaled by ``factors``, per row, when given) and keep its view."""
-    loader = DataLoader(CanvasImages(split, factors), batch_size=batch_size, num_workers=workers)
+            device: str | torch.device = "cpu", scales=None) -> ViewCache:
+    """Decode every canvas of ``split`` once (read as ``scales`` says, per row, when given) and keep its view."""
+    loader = DataLoader(CanvasImages(split, scales), batch_size=batch_size, num_workers=workers)
     views, labels, scales = [], [], []
     for x, y, _ in tqdm(loader, desc="views", disable=not progress, leave=False):
         view, info = canonical_view(x.to(device).float().div_(255.0), spec)
@@ -61,16 +61,18 @@ def _cache_root() -> Path:
 
 
 def cached(split, split_name: str, data_id: str, spec: ViewSpec, *, workers: int = 0,
-           progress: bool = True, factors=None) -> ViewCache:
-    """:func:`compute`, reusing (and writing) a cache file for the same data, split, view and scaling."""
-    scaling = None if factors is None else hashlib.sha256(np.asarray(factors, np.float64).tobytes()).hexdigest()
-    key = hashlib.sha256(json.dumps([data_id, split_name, spec.to_dict(), len(split), VIEW_VERSION, scaling]
+           progress: bool = True, cell_scale: bool = False) -> ViewCache:
+    """:func:`compute`, reusing (and writing) a cache file for the same data, split, view and reading
+    (``cell_scale``: each cell at the reference scale and greys, :func:`.transforms.cell_scales`)."""
+    # the reading is a function of the data and cellscale's constants: a cache hit skips measuring the cells
+    reading = cellscale.reading_key() if cell_scale else None
+    key = hashlib.sha256(json.dumps([data_id, split_name, spec.to_dict(), len(split), VIEW_VERSION, reading]
                                     ).encode()).hexdigest()[:24]
     path = _cache_root() / f"{split_name}-{key}.safetensors"
     if path.exists():
         t = load_file(str(path))
         return ViewCache(t["views"], t["labels"], t["scale"])
-    cache = compute(split, spec, workers=workers, progress=progress, factors=factors)
+    cache = compute(split, spec, workers=workers, progress=progress, scales=cell_scales(split) if cell_scale else None)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     save_file({"views": cache.views.contiguous(), "labels": cache.labels, "scale": cache.scale}, str(tmp))
