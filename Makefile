@@ -13,7 +13,7 @@ MODEL  ?= models/chromosomenet-view-resnet10t-half
 FULL   ?= ../shared/data/tseng2023
 WORK   ?= work
 BUDGET ?= 110
-FINETUNE ?= 55
+FINETUNE ?= 40
 ARCH   ?= chromosomenet_view_resnet10t_half
 DETECTOR ?= models/chromosomenet-detector-resnet10t-half
 DET_BUDGET ?= 140
@@ -36,7 +36,7 @@ run: $(STAMP)
 	$(CLI) info $(OUT)/dataset
 	$(CLI) demo --model local-dir:$(MODEL) --data $(OUT)/dataset --metaphases $(METAPHASES) --out $(OUT)/demo
 
-# Retrain the shipped model (about $(BUDGET) min on 2 CPU cores): the full release minus the sample's
+# Retrain the shipped model (about $(BUDGET) + $(FINETUNE) min on 2 CPU cores): the full release minus the sample's
 # cases imported with separation, grouped split, the canonical-view $(ARCH) from scratch on a time budget; then tune the
 # cell-level costs on its validation cells and score its test cells.
 train: $(STAMP)
@@ -47,7 +47,7 @@ train: $(STAMP)
 	$(CLI) train --model $(ARCH) --data $(WORK)/dataset --out $(WORK)/run_base --init none \
 		--time-budget $(BUDGET) --batch-size 64 --lr 2e-3 --weight-decay 0.05 --pct-start 0.2 --rotate 10 \
 		--patience 100 --workers 2 --eval-batch-size 256 --no-cell-scale
-	# stage 2: each cell at the reference scale, another microscope's looks
+	# stage 2: each cell at the reference scale and greys, another microscope's looks
 	$(CLI) train --model $(ARCH) --data $(WORK)/dataset --out $(WORK)/run --init $(WORK)/run_base \
 		--time-budget $(FINETUNE) --batch-size 64 --lr 5e-4 --weight-decay 0.05 --pct-start 0.1 --rotate 10 \
 		--patience 100 --workers 2 --eval-batch-size 256 \

@@ -2,10 +2,11 @@
 lab's cells and on unseen Tseng cases.
 
     python bench/bench_looks.py --data work/dataset --init work/stage1 --lab /tmp/pki3raw \
-        --tseng /tmp/tseng_raw --split-cases models/NAME/split_cases.csv [--minutes 5] [--work /tmp/looks]
+        --tseng /tmp/tseng_raw --split-cases models/NAME/split_cases.csv [--epochs 2] [--work /tmp/looks]
 
 ``--init`` is make train's first stage (from scratch, each canvas at its own pixels); every variant
-fine-tunes it for the same ``--minutes`` with make train's second-stage recipe (lr 5e-4, rotation 10°,
+fine-tunes it for the same ``--epochs`` (one one-cycle over them: equal work whatever else the machine
+runs) with make train's second-stage recipe (lr 5e-4, rotation 10°,
 each cell at the reference scale and greys) and a different set of looks: none, each look alone at make
 train's strength, all of them. Each result is then read as every path reads cells (reference scale and
 greys) on the other lab's cells (``--lab``: a raw tree from ``chromosomenet import-cells``) and on the
@@ -44,7 +45,7 @@ def main() -> None:
     ap.add_argument("--lab", type=Path, required=True)
     ap.add_argument("--tseng", type=Path, required=True)
     ap.add_argument("--split-cases", type=Path, required=True)
-    ap.add_argument("--minutes", type=float, default=5.0)
+    ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--only", nargs="*", help="variants to run (default: all)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/looks"))
     a = ap.parse_args()
@@ -53,7 +54,7 @@ def main() -> None:
     lab, tseng = read_cells(a.lab, None), read_cells(a.tseng, test_cases)
     costs, _, _ = saved_costs(str(shipped.local_folder(shipped.default_spec()) / shipped.COSTS))
     n_lab, n_tseng = (sum(len(y) for _, y in c.values()) for c in (lab, tseng))
-    print(f"{a.minutes:g}-minute fine-tunes of `{a.init}` on `{a.data}`; `{a.lab}`: {len(lab)} cells / {n_lab} "
+    print(f"{a.epochs}-epoch fine-tunes of `{a.init}` on `{a.data}`; `{a.lab}`: {len(lab)} cells / {n_lab} "
           f"chromosomes; unseen Tseng: {len(tseng)} cells / {n_tseng}\n")
     print("| looks | epochs | other lab: instance | after assignment | unseen Tseng: instance | after assignment | "
           "minutes |\n|---|---|---|---|---|---|---|")
@@ -67,7 +68,7 @@ def main() -> None:
             result = train(TrainConfig(model="chromosomenet_view_resnet10t_half", data=a.data, out=a.work / name,
                                        init=str(a.init), batch_size=64, lr=5e-4, weight_decay=0.05, pct_start=0.1,
                                        patience=100, augment=augment, eval_batch_size=256,
-                                       time_budget=a.minutes, progress=False))
+                                       epochs=a.epochs, progress=False))
             epochs, minutes, spec = result.epochs_run, (time.perf_counter() - t0) / 60, f"local-dir:{result.run_dir}"
         model, cfg = load_classifier(spec)
         predictor = Predictor(model, cfg)
