@@ -133,7 +133,8 @@ class RowScales:
         return len(self.factor)
 
     def read(self, i: int, canvas: np.ndarray) -> np.ndarray:
-        return read(canvas, CellScale(float(self.factor[i]), float("nan"), 0, grey=self.grey[i]))[0]
+        """Row ``i``'s canvas as its cell is read (per sample in the loader: no objects built here)."""
+        return rescale(self.grey[i][np.asarray(canvas)], float(self.factor[i]))[0]
 
 
 def row_scales(canvases, cell_ids, reference: float = REFERENCE_LENGTH, grey: bool = True) -> RowScales:

@@ -7,7 +7,8 @@ and the precision policy are decided once, here, from the model's own config.
 Where chromosomes come with their cell (a dataset's ``cell_id``, one cell's images, a metaphase), the
 paths read each cell at the reference scale and greys (:mod:`.cellscale`: its median chromosome length
 brought to the training lab's, its ink greys matched to the training lab's): another microscope's
-magnification, a cell's condensation, another camera and stain stop moving the cues the models read. A chromosome without a cell keeps its pixels (the training lab's scale).
+magnification, a cell's condensation, another camera and stain stop moving the cues the models read.
+A chromosome without a cell keeps its pixels and greys (the training lab's).
 """
 from __future__ import annotations
 
