@@ -125,9 +125,11 @@ def read(canvas: np.ndarray, scale: CellScale) -> tuple[np.ndarray, bool]:
 
 @dataclass(frozen=True, eq=False)
 class RowScales:
-    """Per row of a split, how its cell is read: ``factor`` (N,) and ``grey`` (N, 256) look-up tables."""
+    """Per row of a split, how its cell is read: ``factor`` (N,) and ``grey`` (N, 256) look-up tables, and
+    ``cell`` (N,) the row's cell as a number, -1 where the row has none or its cell was too small to measure."""
     factor: np.ndarray
     grey: np.ndarray
+    cell: np.ndarray
 
     def __len__(self) -> int:
         return len(self.factor)
@@ -136,25 +138,40 @@ class RowScales:
         """Row ``i``'s canvas as its cell is read (per sample in the loader: no objects built here)."""
         return rescale(self.grey[i][np.asarray(canvas)], float(self.factor[i]))[0]
 
+    def cells(self) -> list[list[int]]:
+        """The rows of each measured cell, in row order (what a cell-wise reading batches together)."""
+        return [g.tolist() for g in _groups(self.cell) if self.cell[g[0]] >= 0]
+
+
+def _groups(labels: np.ndarray) -> list[np.ndarray]:
+    """The row indices of each distinct label, in row order within a group (one sort, not one scan a label)."""
+    order = np.argsort(labels, kind="stable")
+    return [g for g in np.split(order, np.flatnonzero(np.diff(labels[order])) + 1) if len(g)]
+
 
 def row_scales(canvases, cell_ids, reference: float = REFERENCE_LENGTH, grey: bool = True) -> RowScales:
     """Per row, its cell's reading: ``canvases`` an iterable in row order (read once, only lengths and grey
     counts kept), ``cell_ids`` the rows' cells; a row without a cell (None, "") keeps its pixels and greys."""
-    ids = np.array(["" if c is None else str(c) for c in cell_ids])
-    lengths, histograms = np.full(len(ids), np.nan), {}
+    names, cell = np.unique(["" if c is None else str(c) for c in cell_ids], return_inverse=True)
+    cell = cell.reshape(-1)
+    lengths, histograms = np.full(len(cell), np.nan), np.zeros((len(names), GREY_INK), dtype=np.int64)
     for i, c in enumerate(canvases):
         lengths[i] = chromosome_length(c)
-        if grey and ids[i]:
-            h = ink_histogram(c)
-            histograms[ids[i]] = histograms[ids[i]] + h if ids[i] in histograms else h
-    factors, tables = np.ones(len(ids)), np.tile(IDENTITY, (len(ids), 1))
-    for cell in set(ids) - {""}:
-        rows = ids == cell
-        s = scale_of(lengths[rows], histograms.get(cell), reference)
+        if grey:
+            histograms[cell[i]] += ink_histogram(c)
+    factors, tables = np.ones(len(cell)), np.tile(IDENTITY, (len(cell), 1))
+    measured = np.full(len(names), -1)
+    for rows in _groups(cell):
+        k = cell[rows[0]]
+        if not names[k]:
+            continue
+        s = scale_of(lengths[rows], histograms[k] if grey else None, reference)
         factors[rows] = s.factor
         if s.grey is not None:
             tables[rows] = s.grey
-    return RowScales(factors, tables)
+        if s.measured >= MIN_CHROMOSOMES:
+            measured[k] = k
+    return RowScales(factors, tables, measured[cell])
 
 
 def summary(scales: RowScales) -> dict:

@@ -179,8 +179,9 @@ def recipe_kwargs(a: argparse.Namespace) -> dict:
 
 def add_cell_scale_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-cell-scale", action="store_true",
-                   help="read each chromosome at its own pixels and greys, not its cell at the reference scale "
-                        "and greys (a cell's median chromosome length and ink greys brought to the training lab's)")
+                   help="read each chromosome alone at its own pixels and greys, not its cell at the reference "
+                        "scale and greys (a cell's median chromosome length and ink greys brought to the training "
+                        "lab's) and, at prediction, together (BatchNorm by the cell's statistics)")
 
 
 def add_recipe_args(p: argparse.ArgumentParser) -> None:

@@ -70,7 +70,8 @@ def run_demo(cfg: DemoConfig) -> Path:
         ["InferenceTime (s per 1,000, one at a time) / throughput",
          f"{facts['inference_time']['seconds_per_1000']:.2f} s / {facts['throughput']['images_per_s']:,.0f} img/s "
          f"({facts['device']}, {facts['torch_threads']} threads)"],
-    ] + ([["cells read at the reference scale and greys: factor p10 / p50 / p90",
+    ] + ([["cells read at the reference scale and greys" + (", together (BatchNorm by the cell's statistics, "
+           "mirror average)" if facts.get("cells_read_together") else "") + ": factor p10 / p50 / p90",
            "{factor_p10:.2f} / {factor_p50:.2f} / {factor_p90:.2f} (median chromosome → {reference_length:g} px)"
            .format(**facts["cell_scale"])]] if facts.get("cell_scale") else []))
     per_class = md_table(["class"] + list(m["per_class_accuracy"]),

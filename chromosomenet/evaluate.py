@@ -48,6 +48,8 @@ class EvalConfig:
     precision: str = "auto"          # auto (bf16 on GPU, fp32 on CPU) | fp32 | bf16
     backend: str = "torch"           # torch | onnx (``model`` is then a .onnx file from ``export-onnx``)
     cell_scale: bool = True          # read each cell (``cell_id``) at the reference scale and greys (:mod:`.cellscale`)
+    together: bool = True            # and each cell's chromosomes together (``Predictor.cell``); False: one by one,
+                                     # as training scores its test split and single-image tools read
     n_boot: int = 1000
     seed: int = 0
     progress: bool = True
@@ -141,13 +143,15 @@ def evaluate(cfg: EvalConfig) -> dict:
     batch_size = cfg.batch_size or (128 if gpu else 16)
     workers = cfg.workers if cfg.workers is not None else (min(8, os.cpu_count() or 1) if gpu else 0)
     scales = cell_scales(split) if cfg.cell_scale else None
-    probs = predict(predictor, split, batch_size, workers, cfg.progress, scales)
+    probs = predict(predictor, split, batch_size, workers, cfg.progress, scales, cfg.together)
     facts = {"model": cfg.model, "split": cfg.split, "data": describe(cfg.data, splits), "backend": cfg.backend,
              "device": torch.cuda.get_device_name() if predictor.device.type == "cuda" else "cpu",
              "torch_threads": torch.get_num_threads(), "input_size": list(mcfg["input_size"]),
              "precision": "bf16" if getattr(predictor, "bf16", False) else "fp32",
              "batchnorm_folded": getattr(predictor, "folded", None),
-             "cell_scale": summary(scales) if scales is not None else None}
+             "cell_scale": summary(scales) if scales is not None else None,
+             # each cell's chromosomes as one batch by the cell's statistics (Predictor.cell; not in onnxruntime)
+             "cells_read_together": scales is not None and cfg.together and hasattr(predictor, "cell")}
     if cfg.timing:
         if model is not None:
             params_m, gmacs = measure(model, img_size=mcfg["input_size"][1], in_chans=mcfg["input_size"][0])

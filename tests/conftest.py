@@ -5,7 +5,9 @@ import csv
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 import chromosomenet
 from chromosomenet.data.build import BuildConfig, build_dataset
@@ -50,6 +52,17 @@ def sample_build(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("built") / "ds"
     build_dataset(BuildConfig(raw=chromosomenet.sample_dir(), out=out, progress=False))
     return out
+
+
+@pytest.fixture(scope="session")
+def sample_cells() -> dict[str, tuple[list[np.ndarray], np.ndarray]]:
+    """The embedded sample's cells: cell_id → (its canvases as they are, their labels)."""
+    cells: dict[str, tuple[list, list]] = {}
+    for r in read_csv(chromosomenet.sample_dir() / "metadata.csv"):
+        canvases, y = cells.setdefault(r["cell_id"], ([], []))
+        canvases.append(np.asarray(Image.open(chromosomenet.sample_dir() / r["file"])))
+        y.append(int(r["label"]))
+    return {k: (v[0], np.array(v[1])) for k, v in cells.items()}
 
 
 @pytest.fixture(scope="session")

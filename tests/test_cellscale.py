@@ -4,8 +4,6 @@ greys comes back to the same greys; the shipped default reads a zoomed or re-ton
 sample."""
 from __future__ import annotations
 
-import csv
-
 import numpy as np
 import pytest
 from PIL import Image
@@ -94,24 +92,14 @@ def test_a_retoned_cell_comes_back_to_the_same_greys(gamma: float, gain: float):
     assert plain.grey is None
 
 
-def sample_cells() -> dict[str, tuple[list[np.ndarray], np.ndarray]]:
-    rows = list(csv.DictReader(open(chromosomenet.sample_dir() / "metadata.csv", newline="")))
-    cells: dict[str, tuple[list, list]] = {}
-    for r in rows:
-        canvases, y = cells.setdefault(r["cell_id"], ([], []))
-        canvases.append(np.asarray(Image.open(chromosomenet.sample_dir() / r["file"])))
-        y.append(int(r["label"]))
-    return {k: (v[0], np.array(v[1])) for k, v in cells.items()}
-
-
-def test_the_shipped_default_keeps_its_accuracy_on_a_zoomed_or_retoned_sample():
+def test_the_shipped_default_keeps_its_accuracy_on_a_zoomed_or_retoned_sample(sample_cells):
     """Another microscope simulated: every cell of the embedded sample zoomed ×0.8 and ×1.3, or through a
     lighter or darker camera. Read at the reference scale and greys, the shipped default stays within 2
     points of the sample; read as the pixels are (or at the reference scale with the greys as they are,
     for the lighter camera), it loses more."""
     model, cfg = load_classifier(shipped.default_spec())
     predictor = Predictor(model, cfg)
-    cells = sample_cells()
+    cells = sample_cells
     y = np.concatenate([t for _, t in cells.values()])
 
     def accuracy(change, cell_scale: bool = True, grey: bool = True) -> float:
@@ -145,6 +133,7 @@ def test_evaluate_reads_each_cell_at_the_reference_scale_unless_told_not(sample_
     facts = {k: json.loads((tmp_path / k / "metrics.json").read_text()) for k in ("scaled", "pixels")}
     scale = facts["scaled"]["cell_scale"]
     assert facts["pixels"]["cell_scale"] is None and scale["reference_length"] == REFERENCE_LENGTH
+    assert facts["scaled"]["cells_read_together"] and not facts["pixels"]["cells_read_together"]
     # two cells here: 1.14 and 1.47 (a short, condensed one): the spread is the cells', not a microscope's
     assert 0.7 < scale["factor_p10"] < scale["factor_p90"] < 1.6
     a, b = (pq.read_table(tmp_path / k / "predictions.parquet").to_pandas() for k in ("scaled", "pixels"))

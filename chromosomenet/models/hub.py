@@ -188,8 +188,10 @@ grey levels cost accuracy (measure it on a few of your cells; `chromosomenet ada
 It sees one chromosome at a time; touching or overlapping neighbours in the input images lower its
 accuracy (the import flags such instances `merged`; they are in the test split and in these numbers).
 Size is a cue: the suite's paths read whole cells at one reference scale and greys (each cell's median
-chromosome length and ink greys brought to the training cells'); a single chromosome is read at its own pixels, the training
-lab's scale (about 0.1 µm per pixel): pad smaller images onto a 300×300 white canvas, never resize them.
+chromosome length and ink greys brought to the training cells'), and read a cell's chromosomes together
+(every BatchNorm by the cell's own statistics, each chromosome averaged with its mirror image); a single
+chromosome is read at its own pixels, the training lab's scale (about 0.1 µm per pixel): pad smaller
+images onto a 300×300 white canvas, never resize them.
 
 ## Citation
 
