@@ -7,7 +7,7 @@ The lab's cases are split once (seeded): ``--test-share`` of them are held out a
 rest are the pool. From the pool, ``--val-cells`` cells (in their own cases) are the validation split that
 stops training, and the first N cells of the remaining pool (whole cases, in seeded order) are the training
 split. For each N, ``chromosomenet adapt`` fine-tunes the model; the held-out cells are then read as every
-path reads them (each cell at the reference scale and greys) and scored per chromosome and after the cell-level
+path reads them (each cell at the reference scale and greys, read together) and scored per chromosome and after the cell-level
 assignment. N = 0 is the model as shipped. Also printed: the adapted model on the embedded Tseng sample
 (how much of the training lab it keeps), and the minutes each adaptation took on this machine.
 """
@@ -95,8 +95,8 @@ def main() -> None:
         model, cfg = load_classifier(spec)
         predictor = Predictor(model, cfg)
         costs, _, _ = saved_costs(str(shipped.costs_beside(spec) or shipped.costs_beside(a.model)))
-        lab, lab_after, _, _ = score(predictor, held, costs, zoomed(1.0, True))
-        tseng, tseng_after, _, _ = score(predictor, sample, costs, zoomed(1.0, True))
+        lab, lab_after, _, _ = score(predictor, held, costs, zoomed(1.0, True), together=True)
+        tseng, tseng_after, _, _ = score(predictor, sample, costs, zoomed(1.0, True), together=True)
         print(f"| {n} | {learnt} | {100 * lab:.2f} % | {100 * lab_after:.2f} % | {100 * tseng:.2f} % | "
               f"{100 * tseng_after:.2f} % | {minutes:.1f} |", flush=True)
 
