@@ -35,6 +35,7 @@ from .fsutil import atomic_write_text
 from .markdown import pct as pct_number
 from .markdown import table as md_table
 from .karyogram import render_karyogram
+from .models import shipped
 from .karyotype import (CellCall, KaryotypeCosts, assign, flag, iscn, pick_threshold,
                         risk_coverage, tune_costs, write_call)
 from .review import ALWAYS_REVIEW, forced_review, unflagged
@@ -52,7 +53,7 @@ class KaryotypeConfig:
     tune_split: str = "validation"
     images: tuple[str, ...] = ()
     one_cell: bool = False
-    costs: str | None = None            # costs.json of an earlier dataset run (images mode)
+    costs: str | None = None            # costs.json of an earlier dataset run (images mode; default: the model's own)
     target_accuracy: float = 0.999      # of the unflagged chromosomes, when picking the threshold
     bound_level: float | None = 0.95    # the target must hold for the Clopper–Pearson bound (None: point estimate)
     always_review: tuple[str, ...] = ALWAYS_REVIEW  # quality flags that send a chromosome to a person regardless
@@ -222,19 +223,30 @@ def _write_report(out: Path, rows: list[dict], s: dict, curve: dict) -> None:
                       f"`calls/`.\n\n![risk-coverage](risk_coverage.png)\n")
 
 
-def _image_files(paths: tuple[str, ...]) -> list[Path]:
+def _image_files(paths: tuple[str, ...]) -> tuple[list[Path], str | None]:
+    """The images of one cell, and the cell's name when a folder says it: a folder of images, or a folder of
+    class folders (``<cell>/<class>/<image>``, as karyotyping software exports a sorted cell: the images are
+    read, the software's classes are not)."""
     files: list[Path] = []
+    cell = None
     for p in map(Path, paths):
         if p.is_dir():
-            files += sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith("."))
+            inside = sorted(f for f in p.iterdir() if not f.name.startswith("."))
+            if not any(f.is_file() for f in inside) and any(f.is_dir() for f in inside):
+                inside, cell = sorted(f for d in inside if d.is_dir() for f in d.iterdir()
+                                      if not f.name.startswith(".")), p.name
+            files += [f for f in inside if f.is_file()]
         elif p.is_file():
             files.append(p)
         else:
             raise BadInputError(p, "not found", "give image files or a folder of one cell's images")
+    if not files:
+        raise BadInputError(paths[0] if paths else "--images", "holds no image files",
+                            "give a cell's chromosome images, its folder, or its folder of class folders")
     for f in files:
         if f.suffix.lower() not in IMAGE_SUFFIXES:
             raise BadInputError(f, "is not an image file", f"give {', '.join(sorted(IMAGE_SUFFIXES))} files only")
-    return files
+    return files, cell
 
 
 def _one_cell(files: list[Path], one_cell: bool) -> str:
@@ -253,15 +265,15 @@ def _one_cell(files: list[Path], one_cell: bool) -> str:
 
 def karyotype_images(cfg: KaryotypeConfig) -> CellCall:
     """Karyotype one cell from its chromosome images (each a canvas, or smaller and padded)."""
-    files = _image_files(cfg.images)
-    cell = _one_cell(files, cfg.one_cell) if files else "cell"
+    files, cell = _image_files(cfg.images)
+    cell = cell or _one_cell(files, cfg.one_cell)
     canvases = [np.asarray(decode(f.read_bytes(), str(f)).image) for f in files]
     model, mcfg = load_classifier(cfg.run)
     predictor = Predictor(model, mcfg)
     probs, _ = predict_cell(predictor, canvases, cfg.batch_size, cfg.cell_scale)
     costs, threshold = KaryotypeCosts(), DEFAULT_THRESHOLD
-    if cfg.costs:
-        costs, threshold, _ = saved_costs(cfg.costs)
+    if cfg.costs or shipped.costs_beside(cfg.run):  # the costs tuned for this model, where it ships them
+        costs, threshold, _ = saved_costs(str(cfg.costs or shipped.costs_beside(cfg.run)))
     call = flag(assign(probs, costs), threshold)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -340,7 +340,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test")
     p.add_argument("--out", required=True)
     p.add_argument("--one-cell", action="store_true", help="treat all --images as one cell, whatever their names")
-    p.add_argument("--costs", help="costs.json from a --data run (tuned costs and review threshold); with --data: use it, do not tune")
+    p.add_argument("--costs", help="costs.json from a --data run (tuned costs and review threshold); with --data: use it, "
+                   "do not tune; with --images, default: the one beside the model")
     p.add_argument("--target-accuracy", type=float, default=0.999, help="of the unflagged, when tuning the threshold")
     p.add_argument("--bound-level", type=float, default=0.95,
                    help="the target must hold for this one-sided Clopper–Pearson bound on validation (0: point estimate)")

@@ -6,10 +6,12 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
 import chromosomenet
+import chromosomenet.models.shipped
 from chromosomenet.cells import KaryotypeConfig, karyotype_images, karyotype_split
 from chromosomenet.cli import main
 from chromosomenet.errors import BadInputError
@@ -98,3 +100,26 @@ def test_cli_can_turn_forced_review_off(trained_run: Path, sample_build: Path, t
           "--always-review", "", "--workers", "0"])
     s = json.loads((tmp_path / "k" / "summary.json").read_text())
     assert s["always_review"] == [] and s["fraction_forced"] == 0.0
+
+
+def test_a_cell_exported_as_class_folders_is_karyotyped_by_the_shipped_default(tmp_path: Path, sample_cells):
+    """A sorted cell as karyotyping software exports it (``<cell>/clase<k>/<image>.tiff``, Pki-3's layout):
+    its images are read (the software's classes are not), the cell named by its folder, with the costs and
+    review threshold shipped beside the model. An empty folder is one clear error."""
+    from chromosomenet.karyotype import iscn
+    from chromosomenet.labels import NUM_CLASSES
+
+    canvases, y = sample_cells["103181"]
+    cell = tmp_path / "97000001.3.tiff"
+    for i, (canvas, label) in enumerate(zip(canvases, y)):
+        (cell / f"clase{label + 1}").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(canvas).save(cell / f"clase{label + 1}" / f"clase{label + 1}_{i}_97000001.3.tiff")
+    out = tmp_path / "call"
+    call = karyotype_images(KaryotypeConfig(run=chromosomenet.models.shipped.default_spec(), out=out,
+                                            images=(str(cell),)))
+    assert len(call.labels) == len(y) == 46 and call.iscn == iscn(np.bincount(y, minlength=NUM_CLASSES))
+    assert len(read_csv(out / "call.csv")) == 46 and (out / "karyogram.png").exists()
+    (tmp_path / "empty" / "clase1").mkdir(parents=True)
+    with pytest.raises(BadInputError, match="empty: holds no image files"):
+        karyotype_images(KaryotypeConfig(run=chromosomenet.models.shipped.default_spec(), out=tmp_path / "e",
+                                         images=(str(tmp_path / "empty"),)))
