@@ -8,7 +8,7 @@ lab's cells and on unseen Tseng cases.
 fine-tunes it for the same ``--epochs`` (one one-cycle over them: equal work whatever else the machine
 runs) with make train's second-stage recipe (lr 5e-4, rotation 10°,
 each cell at the reference scale and greys) and a different set of looks: none, each look alone at make
-train's strength, all of them. Each result is then read as every path reads cells (reference scale and
+train's strength (and the JPEG look, not in make train's recipe, alone), all of make train's. Each result is then read as every path reads cells (reference scale and
 greys) on the other lab's cells (``--lab``: a raw tree from ``chromosomenet import-cells``) and on the
 unseen Tseng cells (``--tseng`` with the shipped model's test cases), per chromosome and after the
 cell-level assignment (the costs shipped beside the default). The start itself is the first row.
@@ -30,11 +30,12 @@ from chromosomenet.predict import Predictor, load_classifier
 from chromosomenet.train import TrainConfig, train
 
 LOOKS = {"scale": 0.15, "width": 0.25, "gamma": 0.4, "blur": 0.5, "noise": 0.02}  # make train's second stage
+ALONE = {"jpeg": 0.5}  # measured alone, not in make train's recipe
 
 
 def variants() -> dict[str, Augment]:
     plain = Augment(rotate_deg=10.0)
-    return {"none": plain, **{k: replace(plain, **{k: v}) for k, v in LOOKS.items()},
+    return {"none": plain, **{k: replace(plain, **{k: v}) for k, v in {**LOOKS, **ALONE}.items()},
             "all": replace(plain, **LOOKS)}
 
 

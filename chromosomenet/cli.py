@@ -171,7 +171,8 @@ def recipe_kwargs(a: argparse.Namespace) -> dict:
                 weight_decay=a.weight_decay, pct_start=a.pct_start, label_smoothing=a.label_smoothing,
                 max_epochs=a.max_epochs, epochs=a.epochs, patience=a.patience, seed=a.seed,
                 augment=Augment(rotate_deg=a.rotate, flip=not a.no_flip, brightness=a.jitter, contrast=a.jitter,
-                                scale=a.scale_jitter, width=a.width_jitter, gamma=a.gamma, blur=a.blur, noise=a.noise),
+                                scale=a.scale_jitter, width=a.width_jitter, gamma=a.gamma, blur=a.blur, noise=a.noise,
+                                jpeg=a.jpeg),
                 workers=a.workers, eval_batch_size=a.eval_batch_size, bn_stats_images=a.bn_stats_images,
                 compile=a.compile, time_budget=a.time_budget, precision=a.precision, cache=not a.no_cache,
                 cell_scale=not a.no_cell_scale)
@@ -208,6 +209,7 @@ def add_recipe_args(p: argparse.ArgumentParser) -> None:
     looks.add_argument("--gamma", type=float, default=0.0, help="± gamma exponent, log-uniform")
     looks.add_argument("--blur", type=float, default=0.0, help="share of images blurred (σ 0.3–1 px)")
     looks.add_argument("--noise", type=float, default=0.0, help="largest σ of pixel noise (e.g. 0.03)")
+    looks.add_argument("--jpeg", type=float, default=0.0, help="share of images through JPEG at quality 30–90")
     p.add_argument("--workers", type=int, default=2, help="DataLoader processes per training process")
     p.add_argument("--eval-batch-size", type=int, default=128)
     p.add_argument("--bn-stats-images", type=int, default=4096,

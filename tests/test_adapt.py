@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -80,7 +81,7 @@ def bar() -> torch.Tensor:
 def test_looks_off_draw_nothing_and_leave_the_recipe_as_before():
     g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
     a = _augment(bar(), Augment(), g1)
-    b = _augment(bar(), Augment(scale=0.0, width=0.0, gamma=0.0, blur=0.0, noise=0.0), g2)
+    b = _augment(bar(), Augment(scale=0.0, width=0.0, gamma=0.0, blur=0.0, noise=0.0, jpeg=0.0), g2)
     assert torch.equal(a, b) and torch.equal(torch.rand(4, generator=g1), torch.rand(4, generator=g2))
 
 
@@ -100,3 +101,12 @@ def test_each_look_changes_what_it_says():
     assert torch.equal(gamma[plain == 1], plain[plain == 1]) and not torch.allclose(gamma, plain)  # white stays white
     noisy = _augment(bar(), Augment(**still, noise=0.05), g())
     assert 0 < (noisy - plain).abs().mean() < 0.05 and noisy.min() >= 0 and noisy.max() <= 1
+    # JPEG: the image comes back as torchvision's encoder gives it at one quality in 30–90 (both libjpeg)
+    jpeg = _augment(bar(), Augment(**still, jpeg=1.0), g())
+    io_ = pytest.importorskip("torchvision.io")
+    u8 = plain[0].mul(255).round().byte()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # torchvision's JPEG moves to torchcodec
+        assert min((jpeg[0] - io_.decode_jpeg(io_.encode_jpeg(u8, quality=q)).float() / 255).abs().max()
+                   for q in range(30, 91)) <= 2 / 255
+    assert (jpeg - plain).abs().max() > 0.02 and jpeg.min() >= 0 and jpeg.max() <= 1

@@ -83,7 +83,8 @@ class Augment:
     (thinner or fatter chromosomes at the same length); ``gamma`` ±, log-uniform exponent on the grey
     level (another camera's response; white stays white); ``blur`` the share of images blurred by a
     Gaussian of σ ∈ [0.3, 1] view px (focus, finer or coarser bands); ``noise`` the largest σ of
-    Gaussian pixel noise.
+    Gaussian pixel noise; ``jpeg`` the share of images saved as JPEG at quality 30–90 and read back (another
+    lab's export: 8×8 blocks, the finest bands lost).
     """
 
     rotate_deg: float = 15.0
@@ -95,6 +96,7 @@ class Augment:
     gamma: float = 0.0
     blur: float = 0.0
     noise: float = 0.0
+    jpeg: float = 0.0
 
 
 def prepare(batch: torch.Tensor, img_size: int | tuple[int, int], mean: tuple[float, ...], std: tuple[float, ...],
@@ -145,7 +147,7 @@ def _augment(x: torch.Tensor, a: Augment, g: torch.Generator | None) -> torch.Te
 
 
 def _looks(x: torch.Tensor, a: Augment, uniform, g: torch.Generator | None) -> torch.Tensor:
-    """Another camera and focus: gamma, blur, noise (each only when its lever is on)."""
+    """Another camera, focus and export: gamma, blur, noise, JPEG (each only when its lever is on)."""
     b = x.shape[0]
     if a.gamma:
         x = x.clamp(1e-4, 1).pow(torch.exp(uniform(-math.log1p(a.gamma), math.log1p(a.gamma))).view(b, 1, 1, 1))
@@ -162,7 +164,19 @@ def _looks(x: torch.Tensor, a: Augment, uniform, g: torch.Generator | None) -> t
     if a.noise:
         sigma = uniform(0, a.noise).view(b, 1, 1, 1)
         x = (x + sigma * torch.randn(x.shape, generator=g).to(x.device)).clamp_(0, 1)
+    if a.jpeg:
+        on, quality = uniform(0, 1) < a.jpeg, uniform(30, 90)
+        x = torch.stack([_jpeg(x[i], int(quality[i])) if on[i] else x[i] for i in range(b)])
     return x
+
+
+def _jpeg(image: torch.Tensor, quality: int) -> torch.Tensor:
+    """One (1, H, W) image in [0, 1] through a JPEG file at ``quality`` (Pillow, on the CPU)."""
+    buf = io.BytesIO()
+    Image.fromarray(image[0].mul(255).round().to(torch.uint8).cpu().numpy()).save(buf, "JPEG", quality=quality)
+    buf.seek(0)
+    with Image.open(buf) as im:
+        return torch.from_numpy(np.array(im)).to(image.device, image.dtype).div(255).unsqueeze(0)
 
 
 @dataclass(frozen=True)
