@@ -180,9 +180,8 @@ def recipe_kwargs(a: argparse.Namespace) -> dict:
 
 def add_cell_scale_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-cell-scale", action="store_true",
-                   help="read each chromosome alone at its own pixels and greys, not its cell at the reference "
-                        "scale and greys (a cell's median chromosome length and ink greys brought to the training "
-                        "lab's) and, at prediction, together (BatchNorm by the cell's statistics)")
+                   help="read each chromosome alone at its own pixels and greys, not its cell at the training lab's "
+                        "median chromosome length and ink greys and, at prediction, together (the cell's statistics)")
 
 
 def add_recipe_args(p: argparse.ArgumentParser) -> None:
@@ -332,18 +331,17 @@ def parser() -> argparse.ArgumentParser:
                                  "default: the shipped default classifier")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--data", help="dataset with cell ids: tune on validation, score --split")
-    src.add_argument("--images", nargs="+", help="the chromosome images (or a folder) of one cell")
+    src.add_argument("--images", nargs="+", help="one cell's chromosome images, their folder, or its class folders")
     src.add_argument("--metaphase", nargs="+", metavar="IMAGE",
                      help="bare metaphase images (or folders): detect → separate → classify → assign, one cell each")
     p.add_argument("--boxes", help="with --metaphase: a folder of <image stem>.xml Pascal-VOC boxes to use "
                                    "instead of the detector (e.g. `detect`'s output after correcting it)")
-    p.add_argument("--detector", help="with --metaphase: local-dir:PATH or hf-hub:ORG/NAME "
-                                      "(default: the shipped detector)")
+    p.add_argument("--detector", help="with --metaphase: local-dir:PATH or hf-hub:ORG/NAME (default: the shipped one)")
     p.add_argument("--split", default="test")
     p.add_argument("--out", required=True)
     p.add_argument("--one-cell", action="store_true", help="treat all --images as one cell, whatever their names")
-    p.add_argument("--costs", help="costs.json from a --data run (tuned costs and review threshold); with --data: use it, "
-                   "do not tune; with --images, default: the one beside the model")
+    p.add_argument("--costs", help="costs.json of a --data run (costs, review threshold): with --data, used, "
+                   "not tuned; with --images, default: the model's own")
     p.add_argument("--target-accuracy", type=float, default=0.999, help="of the unflagged, when tuning the threshold")
     p.add_argument("--bound-level", type=float, default=0.95,
                    help="the target must hold for this one-sided Clopper–Pearson bound on validation (0: point estimate)")
