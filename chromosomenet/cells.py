@@ -272,8 +272,9 @@ def karyotype_images(cfg: KaryotypeConfig) -> CellCall:
     predictor = Predictor(model, mcfg)
     probs, _ = predict_cell(predictor, canvases, cfg.batch_size, cfg.cell_scale)
     costs, threshold = KaryotypeCosts(), DEFAULT_THRESHOLD
-    if cfg.costs or shipped.costs_beside(cfg.run):  # the costs tuned for this model, where it ships them
-        costs, threshold, _ = saved_costs(str(cfg.costs or shipped.costs_beside(cfg.run)))
+    tuned = cfg.costs or shipped.costs_beside(cfg.run)  # the costs tuned for this model, where it ships them
+    if tuned:
+        costs, threshold, _ = saved_costs(str(tuned))
     call = flag(assign(probs, costs), threshold)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -185,7 +185,7 @@ pre-sorting a cell into a karyogram (with `chromosomenet karyotype`) for a cytog
 Research model, **not a medical device**: not for diagnosis. Trained on one hospital's cells (amniotic
 fluid, one staining protocol and microscope); other laboratories' thinner chromosomes, finer bands and
 grey levels cost accuracy (measure it on a few of your cells; `chromosomenet adapt` fine-tunes on them).
-It sees one chromosome at a time; touching or overlapping neighbours in the input images lower its
+It classifies each chromosome from its own crop; touching or overlapping neighbours in the input images lower its
 accuracy (the import flags such instances `merged`; they are in the test split and in these numbers).
 Size is a cue: the suite's paths read whole cells at one reference scale and greys (each cell's median
 chromosome length and ink greys brought to the training cells'), and read a cell's chromosomes together
