@@ -2,7 +2,7 @@
 `chromosomenet train`, started by Accelerate on one or many GPUs / nodes (see README)."""
 import sys
 
-from chromosomenet.cli import main
+from chromosomenet.apps.cli import main
 
 if __name__ == "__main__":
     sys.exit(main(["train", *sys.argv[1:]]))

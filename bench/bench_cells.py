@@ -19,7 +19,7 @@ from pathlib import Path
 
 from subset import link_rows, read_rows
 
-from chromosomenet.cells import KaryotypeConfig, karyotype_split
+from chromosomenet.pipeline.cells import KaryotypeConfig, karyotype_split
 from chromosomenet.data.build import BuildConfig, build_dataset
 
 

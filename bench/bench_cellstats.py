@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from bench_otherlab import add_common_args, prepared, read_cells
 
-from chromosomenet.cellscale import normalise_cell
-from chromosomenet.karyotype import assign
+from chromosomenet.data.cellscale import normalise_cell
+from chromosomenet.pipeline.assign import assign
 
 
 def mixed_statistics(model: torch.nn.Module, x: torch.Tensor, prior: float) -> np.ndarray:

@@ -74,7 +74,7 @@ def main() -> None:
     ap.add_argument("--work", default="/tmp/cnet-bench")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     a = ap.parse_args()
-    from chromosomenet.data.importers.tseng import import_tseng
+    from chromosomenet.importers.tseng import import_tseng
 
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)

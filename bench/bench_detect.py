@@ -33,11 +33,11 @@ from PIL import Image, ImageDraw
 
 from chromosomenet.data.images import decode_gray
 from chromosomenet.data.metaphases import release_metaphases
-from chromosomenet.detect import load_detector
-from chromosomenet.detect_metrics import detection_metrics, match_boxes
-from chromosomenet.karyotype import iscn
+from chromosomenet.pipeline.detect import load_detector
+from chromosomenet.metrics.detection import detection_metrics, match_boxes
+from chromosomenet.pipeline.assign import iscn
 from chromosomenet.labels import NUM_CLASSES
-from chromosomenet.metaphase import MetaphaseConfig, class_of, karyotype_one, load_pipeline
+from chromosomenet.pipeline.metaphase import MetaphaseConfig, class_of, karyotype_one, load_pipeline
 from chromosomenet.models import shipped
 from torchvision.ops import box_iou
 

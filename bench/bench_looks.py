@@ -23,11 +23,11 @@ from pathlib import Path
 
 from bench_otherlab import read_cells, score, zoomed
 
-from chromosomenet.cells import saved_costs
+from chromosomenet.pipeline.cells import saved_costs
 from chromosomenet.data.transforms import Augment
 from chromosomenet.models import shipped
-from chromosomenet.predict import Predictor, load_classifier
-from chromosomenet.train import TrainConfig, train
+from chromosomenet.pipeline.predict import Predictor, load_classifier
+from chromosomenet.training.classifier import TrainConfig, train
 
 LOOKS = {"scale": 0.15, "width": 0.25, "gamma": 0.4, "blur": 0.5, "noise": 0.02}  # make train's second stage
 ALONE = {"jpeg": 0.5}  # measured alone, not in make train's recipe

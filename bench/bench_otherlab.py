@@ -29,11 +29,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from chromosomenet.cellscale import normalise_cell, rescale
-from chromosomenet.cells import saved_costs
-from chromosomenet.karyotype import assign
+from chromosomenet.data.cellscale import normalise_cell, rescale
+from chromosomenet.pipeline.cells import saved_costs
+from chromosomenet.pipeline.assign import assign
 from chromosomenet.models import shipped
-from chromosomenet.predict import Predictor, load_classifier, predict_canvases
+from chromosomenet.pipeline.predict import Predictor, load_classifier, predict_canvases
 
 
 def read_cells(raw: Path, cases: set[str] | None) -> dict[str, tuple[list[np.ndarray], np.ndarray]]:

@@ -20,9 +20,9 @@ from pathlib import Path
 import torch
 
 from chromosomenet import sample_dir
-from chromosomenet.export import OnnxPredictor, export_onnx, sample_canvases
+from chromosomenet.pipeline.onnx import OnnxPredictor, export_onnx, sample_canvases
 from chromosomenet.models import shipped
-from chromosomenet.predict import Predictor, load_classifier
+from chromosomenet.pipeline.predict import Predictor, load_classifier
 
 
 def rate(fn, x: torch.Tensor, batch: int) -> float:

@@ -30,10 +30,11 @@ import torch
 from PIL import Image, ImageDraw
 
 from chromosomenet import labels
-from chromosomenet.data.importers import tseng, voc
-from chromosomenet.data.importers.isolate import MARGIN, isolate, metaphase_threshold, place_on_canvas
-from chromosomenet.data.importers.separate import isolate_all
-from chromosomenet.predict import Predictor, load_classifier
+from chromosomenet.data import release, voc
+from chromosomenet.importers import tseng
+from chromosomenet.pipeline.isolate import MARGIN, isolate, metaphase_threshold, place_on_canvas
+from chromosomenet.pipeline.separate import isolate_all
+from chromosomenet.pipeline.predict import Predictor, load_classifier
 
 
 def metaphase(cell) -> tuple[np.ndarray, list, list[int]]:
@@ -184,7 +185,7 @@ def test_cells(cells, cases: Path) -> list:
     catch cells whose stem spells another case's id)."""
     with cases.open(newline="") as f:
         groups = {r["group"] for r in csv.DictReader(f) if r["split"] == "test"}
-    return [c for c in cells if tseng.case_id_of(c.stem) in groups]
+    return [c for c in cells if release.case_id_of(c.stem) in groups]
 
 
 def main() -> None:
@@ -196,7 +197,7 @@ def main() -> None:
     ap.add_argument("--split-cases", type=Path)
     ap.add_argument("--sheet", type=Path)
     args = ap.parse_args()
-    cells, _ = tseng.release_cells(args.src)
+    cells, _ = release.release_cells(args.src)
     if args.metaphases:  # 0: the classifier table only
         quality(random.Random(0).sample(cells, min(args.metaphases, len(cells))), args.sheet)
     cases = args.split_cases or args.manifest

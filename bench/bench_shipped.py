@@ -18,11 +18,11 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from chromosomenet import labels
-from chromosomenet.cells import NORMAL_ISCN, saved_costs
+from chromosomenet.pipeline.cells import NORMAL_ISCN, saved_costs
 from chromosomenet.data.loading import load_splits
-from chromosomenet.evaluate import PROB_COLUMNS
-from chromosomenet.karyotype import assign, flag, iscn
-from chromosomenet.review import forced_review
+from chromosomenet.evaluation.evaluate import PROB_COLUMNS
+from chromosomenet.pipeline.assign import assign, flag, iscn
+from chromosomenet.pipeline.review import forced_review
 
 
 def cell_summary(probs: np.ndarray, y: np.ndarray, cells: np.ndarray, kinds: dict[str, str], costs,

@@ -5,7 +5,7 @@ model-only step on synthetic canvases already on the device, measured in the sam
         [--batch-size 256] [--steps 30] [--workers 16] [--compile]
 
 The ratio end-to-end / model-only shows whether loading is the bottleneck (goal >= 0.9).
-Uses the training loop's own step (chromosomenet.train.train_step): bf16 autocast on GPU,
+Uses the training loop's own step (chromosomenet.training.classifier.train_step): bf16 autocast on GPU,
 channels_last, AdamW + one-cycle, the default augmentation. Prints a Markdown table.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, RandomSampler
 from chromosomenet.data.loading import load_splits
 from chromosomenet.data.transforms import CanvasImages, norm_stats
 from chromosomenet.models.factory import create
-from chromosomenet.train import TrainConfig, train_step
+from chromosomenet.training.classifier import TrainConfig, train_step
 
 
 def _sync(device: torch.device) -> None:

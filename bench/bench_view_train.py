@@ -25,7 +25,7 @@ from chromosomenet.data.loading import dataset_identity, load_splits
 from chromosomenet.data.transforms import CanvasImages, Feed, norm_stats
 from chromosomenet.models.factory import create
 from chromosomenet.models.viewnet import is_view_model
-from chromosomenet.train import TrainConfig, train_step
+from chromosomenet.training.classifier import TrainConfig, train_step
 
 CANDIDATES = ("chromosomenet_view_resnet18", "chromosomenet_view_resnet10t", "chromosomenet_view_resnet10t_half",
               "chromosomenet_view_lite0")

@@ -22,7 +22,7 @@ from pathlib import Path
 _here = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _here]
 
-from chromosomenet.cli import main  # noqa: E402
+from chromosomenet.apps.cli import main  # noqa: E402
 from chromosomenet.data.builder import ChromosomeNet, ChromosomeNetConfig  # noqa: E402
 
 __all__ = ["ChromosomeNet", "ChromosomeNetConfig"]

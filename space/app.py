@@ -5,7 +5,7 @@ Runs from the repository root, from inside `space/`, or as a Hugging Face Space 
 else `$CHROMOSOMENET_MODEL`, else the shipped model (`models/chromosomenet-view-resnet10t-half`); without
 one the page says how to get one. The detector for bare metaphases: `--detector`, else
 `$CHROMOSOMENET_DETECTOR`, else `models/chromosomenet-detector-resnet10t-half`. All the work is in
-`chromosomenet/serve.py`.
+`chromosomenet/apps/serve.py`.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ HERE = Path(__file__).resolve().parent
 if not (HERE / "chromosomenet").is_dir() and (HERE.parent / "chromosomenet").is_dir():
     sys.path.insert(0, str(HERE.parent))  # a repository checkout: use its package
 
-from chromosomenet.serve import ENV_DETECTOR, ENV_MODEL, launch  # noqa: E402
+from chromosomenet.apps.serve import ENV_DETECTOR, ENV_MODEL, launch  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:

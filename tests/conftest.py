@@ -78,7 +78,7 @@ def tiny_dataset(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def trained_run(tiny_dataset: Path, tmp_path_factory) -> Path:
     """mobilenetv2_100 trained one epoch at 48 px on the tiny dataset: a finished run folder."""
-    from chromosomenet.train import TrainConfig, train
+    from chromosomenet.training.classifier import TrainConfig, train
 
     out = tmp_path_factory.mktemp("runs") / "mnv2"
     result = train(TrainConfig(model="mobilenetv2_100", data=str(tiny_dataset), out=out, img_size=48, init="none",

@@ -15,8 +15,8 @@ import torch
 from PIL import Image
 
 import chromosomenet
-from chromosomenet.cellscale import rescale
-from chromosomenet.cli import main
+from chromosomenet.data.cellscale import rescale
+from chromosomenet.apps.cli import main
 from chromosomenet.data.build import build_dataset
 from chromosomenet.data.buildinfo import BuildConfig
 from chromosomenet.data.transforms import Augment, _augment

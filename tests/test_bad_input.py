@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from chromosomenet.cli import main
+from chromosomenet.apps.cli import main
 from chromosomenet.data.build import BuildConfig, build_dataset
 from chromosomenet.data.images import decode
 from chromosomenet.errors import BadInputError, DatasetError

@@ -13,7 +13,7 @@ from huggingface_hub import DatasetCard, HfApi
 
 import chromosomenet
 from chromosomenet import NAMES
-from chromosomenet.cli import main
+from chromosomenet.apps.cli import main
 from chromosomenet.data.build import MANIFEST_COLUMNS, BuildConfig, build_dataset
 from chromosomenet.data.publish import dataset_summary, push_dataset
 from chromosomenet.data.splits import SPLITS

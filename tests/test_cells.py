@@ -12,8 +12,8 @@ from PIL import Image
 
 import chromosomenet
 import chromosomenet.models.shipped
-from chromosomenet.cells import KaryotypeConfig, karyotype_images, karyotype_split
-from chromosomenet.cli import main
+from chromosomenet.pipeline.cells import KaryotypeConfig, karyotype_images, karyotype_split
+from chromosomenet.apps.cli import main
 from chromosomenet.errors import BadInputError
 
 from conftest import read_csv
@@ -106,7 +106,7 @@ def test_a_cell_exported_as_class_folders_is_karyotyped_by_the_shipped_default(t
     """A sorted cell as karyotyping software exports it (``<cell>/clase<k>/<image>.tiff``, Pki-3's layout):
     its images are read (the software's classes are not), the cell named by its folder, with the costs and
     review threshold shipped beside the model. An empty folder is one clear error."""
-    from chromosomenet.karyotype import iscn
+    from chromosomenet.pipeline.assign import iscn
     from chromosomenet.labels import NUM_CLASSES
 
     canvases, y = sample_cells["103181"]

@@ -9,10 +9,10 @@ import pytest
 from PIL import Image
 
 import chromosomenet
-from chromosomenet.cellscale import (INK, REFERENCE_GREY, REFERENCE_LENGTH, cell_scale, chromosome_length,
+from chromosomenet.data.cellscale import (INK, REFERENCE_GREY, REFERENCE_LENGTH, cell_scale, chromosome_length,
                                      grey_table, ink_histogram, ink_quantiles, normalise_cell, rescale, row_scales)
 from chromosomenet.models import shipped
-from chromosomenet.predict import Predictor, load_classifier, predict_canvases
+from chromosomenet.pipeline.predict import Predictor, load_classifier, predict_canvases
 
 
 def cell(stem: str) -> list[np.ndarray]:
@@ -124,7 +124,7 @@ def test_evaluate_reads_each_cell_at_the_reference_scale_unless_told_not(sample_
 
     import pyarrow.parquet as pq
 
-    from chromosomenet.evaluate import EvalConfig, evaluate
+    from chromosomenet.evaluation.evaluate import EvalConfig, evaluate
 
     common = dict(model=shipped.default_spec(), data=str(sample_build), split="test", timing=False, progress=False,
                   n_boot=10)

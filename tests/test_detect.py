@@ -16,11 +16,11 @@ from PIL import Image
 from skimage import data as skdata
 
 import chromosomenet
-from chromosomenet.cli import main
-from chromosomenet.data.importers import voc
-from chromosomenet.detect import Detector, load_detector, read_metaphase, reading_order
-from chromosomenet.detect_metrics import match_boxes
-from chromosomenet.metaphase import class_of
+from chromosomenet.apps.cli import main
+from chromosomenet.data import voc
+from chromosomenet.pipeline.detect import Detector, load_detector, read_metaphase, reading_order
+from chromosomenet.metrics.detection import match_boxes
+from chromosomenet.pipeline.metaphase import class_of
 from chromosomenet.models import shipped
 from chromosomenet.models.detector import ChromosomeDetector
 
@@ -191,7 +191,7 @@ def test_the_embedded_metaphases_are_the_samples_cells():
 def test_train_detector_resumes_exactly_and_exports_a_loadable_repo(tmp_path: Path):
     from safetensors.torch import load_file
 
-    from chromosomenet.detect_train import DetectorTrainConfig, train_detector
+    from chromosomenet.training.detector import DetectorTrainConfig, train_detector
 
     cases = tmp_path / "cases.csv"
     cases.write_text("group,split\n10318,train\n105126,validation\n")
@@ -215,7 +215,7 @@ def test_train_detector_resumes_exactly_and_exports_a_loadable_repo(tmp_path: Pa
 
 
 def test_the_main_job_reports_the_bare_images_beside_the_annotated_boxes(tiny_dataset: Path, tmp_path: Path):
-    from chromosomenet.demo import DemoConfig, run_demo
+    from chromosomenet.apps.demo import DemoConfig, run_demo
 
     metaphases = tmp_path / "metaphases"
     metaphases.mkdir()

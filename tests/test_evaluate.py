@@ -12,10 +12,10 @@ import timm
 from timm.models import save_for_hf
 
 from chromosomenet import NAMES
-from chromosomenet.benchmark import BenchmarkConfig, run_benchmark
-from chromosomenet.cli import main
+from chromosomenet.evaluation.benchmark import BenchmarkConfig, run_benchmark
+from chromosomenet.apps.cli import main
 from chromosomenet.errors import BadInputError
-from chromosomenet.evaluate import PROB_COLUMNS, EvalConfig, evaluate, score
+from chromosomenet.evaluation.evaluate import PROB_COLUMNS, EvalConfig, evaluate, score
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,9 @@ import pytest
 ort = pytest.importorskip("onnxruntime", reason="the [onnx] extra")
 import onnx  # noqa: E402
 
-from chromosomenet.cli import main  # noqa: E402
-from chromosomenet.evaluate import PROB_COLUMNS, EvalConfig, evaluate  # noqa: E402
-from chromosomenet.export import OnnxPredictor, export_onnx, sample_canvases  # noqa: E402
+from chromosomenet.apps.cli import main  # noqa: E402
+from chromosomenet.evaluation.evaluate import PROB_COLUMNS, EvalConfig, evaluate  # noqa: E402
+from chromosomenet.pipeline.onnx import OnnxPredictor, export_onnx, sample_canvases  # noqa: E402
 from chromosomenet.labels import NAMES  # noqa: E402
 from chromosomenet.models import shipped  # noqa: E402
 

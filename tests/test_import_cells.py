@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 
 import chromosomenet
-from chromosomenet.cli import main
+from chromosomenet.apps.cli import main
 from chromosomenet.data.build import BuildConfig, build_dataset
-from chromosomenet.data.importers.cells import cell_and_case, class_of_folder, import_cells
+from chromosomenet.importers.cells import cell_and_case, class_of_folder, import_cells
 
 
 def tight(png: Path) -> np.ndarray:

@@ -13,7 +13,8 @@ from PIL import Image
 from skimage.filters import threshold_otsu
 
 from chromosomenet import labels
-from chromosomenet.data.importers.tseng import COLUMNS, case_id_of, import_tseng
+from chromosomenet.data.release import case_id_of
+from chromosomenet.importers.tseng import COLUMNS, import_tseng
 from chromosomenet.errors import BadInputError
 
 FIXTURE = Path(__file__).parent / "fixtures" / "tseng"

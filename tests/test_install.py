@@ -71,7 +71,7 @@ def test_models_lists_the_defaults_outside_the_checkout(installed, tmp_path: Pat
 
 
 def test_a_sample_chromosome_and_a_sample_cell_from_the_installed_package(installed, tmp_path: Path):
-    from chromosomenet.engine import Engine
+    from chromosomenet.apps.engine import Engine
 
     bin_, env, _ = installed
     code = ("import chromosomenet, timm, torch, numpy as np; from PIL import Image; "

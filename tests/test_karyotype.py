@@ -12,9 +12,9 @@ from scipy import ndimage
 from scipy.special import expit
 
 import chromosomenet
-from chromosomenet.karyogram import KaryogramError
-from chromosomenet.karyogram import render_karyogram
-from chromosomenet.karyotype import (CellCall, KaryotypeCosts, KaryotypeInputError, assign, flag, iscn,
+from chromosomenet.pipeline.render import KaryogramError
+from chromosomenet.pipeline.render import render_karyogram
+from chromosomenet.pipeline.assign import (CellCall, KaryotypeCosts, KaryotypeInputError, assign, flag, iscn,
                                      pick_threshold, risk_coverage, tune_costs, write_call)
 from chromosomenet.labels import NAMES, id_of
 
@@ -241,7 +241,7 @@ def test_pick_threshold_and_flag():
 
 
 def test_forced_review_by_quality_flags():
-    from chromosomenet.review import forced_review, unflagged
+    from chromosomenet.pipeline.review import forced_review, unflagged
 
     q = ["ok", "separated", "merged", "separated;overlap", "overlap;merged", "low_fill", "merged;low_fill", "empty"]
     assert forced_review(q).tolist() == [False, False, True, False, True, True, True, True]
@@ -340,7 +340,7 @@ def test_write_call_is_deterministic(tmp_path):
 def test_threshold_with_a_clopper_pearson_bound_is_stricter_and_matches_scipy():
     from scipy.stats import binomtest
 
-    from chromosomenet.review import error_upper_bound, unflagged
+    from chromosomenet.pipeline.review import error_upper_bound, unflagged
 
     rng = np.random.default_rng(5)
     conf = rng.random(20_000)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from chromosomenet.cli import main
+from chromosomenet.apps.cli import main
 from chromosomenet.data.build import BuildConfig, build_dataset
 
 from conftest import read_csv

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import timm
 import torch
-from chromosomenet.cellscale import normalise_cell
+from chromosomenet.data.cellscale import normalise_cell
 from chromosomenet.data.loading import load_splits
 from chromosomenet.data.transforms import CanvasImages, cell_scales
 from chromosomenet.models import shipped
-from chromosomenet.predict import Predictor, load_classifier, predict, predict_canvases, predict_cell
+from chromosomenet.pipeline.predict import Predictor, load_classifier, predict, predict_canvases, predict_cell
 
 
 @pytest.fixture(scope="module")

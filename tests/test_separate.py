@@ -7,8 +7,8 @@ import pytest
 from scipy import ndimage
 from skimage.filters import threshold_otsu
 
-from chromosomenet.data.importers.isolate import DILATE, disk, isolate, metaphase_threshold
-from chromosomenet.data.importers.separate import isolate_all
+from chromosomenet.pipeline.isolate import DILATE, disk, isolate, metaphase_threshold
+from chromosomenet.pipeline.separate import isolate_all
 
 from test_import_tseng import STEMS, gray, voc_objects
 
@@ -184,7 +184,7 @@ def test_distance_matches_scipy_on_real_blobs_and_at_the_array_edge():
     """The ``edt`` package against scipy's ``distance_transform_edt`` (the reference): the dark
     blobs of a real fixture metaphase, a blob cut by the array's edge (edge is not background),
     an all-blob and an empty region."""
-    from chromosomenet.data.importers.separate import _distance
+    from chromosomenet.pipeline.separate import _distance
     g = gray(STEMS[0])
     dark = g < metaphase_threshold(g)
     edge = np.zeros((30, 40), bool)
@@ -198,7 +198,7 @@ def test_crumbs_far_in_the_box_do_not_make_a_fragment_whole():
     """A fragment left by a cut (a third of its box) with a few stray pixels at the box's far end:
     the crumbs are no piece (``MIN_PIECE``) and must not stretch its span either (on 196 real test
     metaphases such fragments passed and the fixed classifier got 17 of 51 right; merged, 50)."""
-    from chromosomenet.data.importers.separate import _whole
+    from chromosomenet.pipeline.separate import _whole
     box = np.zeros((90, 30), bool)
     box[2:88, 4:26] = True
     assert _whole(box)  # a whole chromosome filling its box

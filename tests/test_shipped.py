@@ -12,9 +12,9 @@ from PIL import Image
 
 import chromosomenet
 from chromosomenet import NAMES
-from chromosomenet.cells import saved_costs
+from chromosomenet.pipeline.cells import saved_costs
 from chromosomenet.data.transforms import CanvasImages
-from chromosomenet.predict import Predictor, load_classifier
+from chromosomenet.pipeline.predict import Predictor, load_classifier
 from chromosomenet.models import shipped
 
 FOLDER = shipped.models_dir() / shipped.DEFAULT
@@ -71,7 +71,7 @@ def test_timm_and_transformers_load_it_and_agree():
 
 
 def test_the_space_engine_shows_the_view_and_uses_the_shipped_costs():
-    from chromosomenet.engine import Engine, classify_chromosome
+    from chromosomenet.apps.engine import Engine, classify_chromosome
 
     engine = Engine(f"local-dir:{FOLDER}")
     assert shipped.COSTS in engine.costs_from and 0 < engine.threshold < 1
@@ -83,7 +83,7 @@ def test_the_space_engine_shows_the_view_and_uses_the_shipped_costs():
 @pytest.mark.parametrize("name, n_val, n_test", [(shipped.DEFAULT, 59, 59), ("chromosomenet-view-resnet10t", 58, 60)])
 def test_the_cases_it_trained_and_was_tested_on_ship_with_it_and_the_sample_is_not_among_them(name, n_val, n_test):
     import csv
-    from chromosomenet.data.importers.tseng import case_id_of
+    from chromosomenet.data.release import case_id_of
     path = shipped.models_dir() / name / "split_cases.csv"
     with path.open(newline="") as f:
         rows = list(csv.DictReader(f))

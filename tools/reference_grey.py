@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from chromosomenet.cellscale import ink_histogram, ink_quantiles
+from chromosomenet.data.cellscale import ink_histogram, ink_quantiles
 
 
 def main() -> None:

@@ -32,8 +32,8 @@ from torchvision.transforms.v2 import functional as TF
 
 from ..errors import BadInputError
 from .images import decode_gray
-from .importers import voc
-from .importers.tseng import case_id_of, release_cells
+from . import voc
+from .release import case_id_of, release_cells
 
 SPLITS = ("train", "validation", "test")
 MIN_VISIBLE = 0.5  # a box cut by the crop stays a target if at least this share of it is inside

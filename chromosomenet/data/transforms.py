@@ -21,8 +21,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import Dataset
 
-from ..cellscale import RowScales, row_scales
-from ..view import ViewSpec, views_uint8
+from .cellscale import RowScales, row_scales
+from .view import ViewSpec, views_uint8
 
 def norm_stats(mean: tuple[float, ...], std: tuple[float, ...], in_chans: int
                ) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -183,7 +183,7 @@ def _jpeg(image: torch.Tensor, quality: int) -> torch.Tensor:
 class Feed:
     """How one model is fed: uint8 batches → :func:`prepare` at ``size`` with its statistics.
 
-    ``view`` set (a :class:`chromosomenet.view.ViewSpec`): the batches are canvases from the
+    ``view`` set (a :class:`chromosomenet.data.view.ViewSpec`): the batches are canvases from the
     DataLoader path and are turned into canonical views first (the cache path yields views already).
     """
 

@@ -2,7 +2,7 @@
 
 The 93k views of the full import are ~0.5 GB at ×2 down (104×48 bytes each), so on a CPU the
 training loop reads batches straight from memory; the DataLoader path (:class:`CanvasImages` +
-:func:`chromosomenet.view.views_uint8` per batch on the device) stays for data that does not fit,
+:func:`chromosomenet.data.view.views_uint8` per batch on the device) stays for data that does not fit,
 and gives the same batches. A built cache is kept under ``$CHROMOSOMENET_CACHE`` (default
 ``~/.cache/chromosomenet``), keyed by the dataset's identity, the split and the view settings.
 """
@@ -18,8 +18,8 @@ from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from ..view import VIEW_VERSION, ViewSpec, canonical_view, quantize
-from .. import cellscale
+from .view import VIEW_VERSION, ViewSpec, canonical_view, quantize
+from . import cellscale
 from .transforms import CanvasImages, cell_scales
 
 

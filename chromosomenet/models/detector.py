@@ -9,7 +9,7 @@ cores (bench/RESULTS.md).
 
 Input: a list of grey metaphases as float tensors (1, H, W) in [0, 1] (white background), already at
 the detector's working scale (``pretrained_cfg["scale"]``: model pixels per image pixel) and padded
-with white to a multiple of 32; :mod:`chromosomenet.detect` does that and maps the boxes back. The
+with white to a multiple of 32; :mod:`chromosomenet.pipeline.detect` does that and maps the boxes back. The
 model never resizes (torchvision's own transform would tie the scale to the image size, but a
 metaphase photo's size says nothing about its chromosomes' size).
 

@@ -17,7 +17,7 @@ from timm.models import save_for_hf
 
 from .. import labels
 from ..errors import BadInputError
-from ..figures import confusion_png
+from ..metrics.figures import confusion_png
 from ..fsutil import atomic_write_text
 from ..markdown import pct
 from ..markdown import table as _table
@@ -87,7 +87,7 @@ _VIEW_NOTE = """## Input: the canonical view
 The model takes the 300×300 canvas (grey or RGB, scaled to [0, 1]; its `pretrained_cfg` mean is 0 and
 std 1) and turns it, inside its forward pass, into the *canonical view*: the chromosome rotated about
 its ink-weighted centroid so that its principal axis is vertical (longer tail down), cut at native
-scale in a 208×96 px window, averaged ×2 down to 104×48 (`chromosomenet.view`). Size stays a class
+scale in a 208×96 px window, averaged ×2 down to 104×48 (`chromosomenet.data.view`). Size stays a class
 cue and the pixels go to the chromosome. A chromosome that does not fit is shrunk to fit, never cut.
 In eval mode it also reads the view turned 180° (the axis has no sign: p-arm up or down) and
 returns the mean of the two logit vectors; `model.tta = False` gives one pass at twice the speed.
@@ -285,7 +285,7 @@ them.
 
 ```python
 import chromosomenet, timm
-from chromosomenet.detect import load_detector, read_metaphase
+from chromosomenet.pipeline.detect import load_detector, read_metaphase
 
 detector = load_detector("local-dir:PATH")     # or "hf-hub:ORG/{repo}"; a timm model underneath:
 model = timm.create_model("local-dir:PATH", pretrained=True)  # ChromosomeDetector (FCOS)

@@ -3,7 +3,7 @@
 Each model takes what every model of this suite takes — the 300×300 canvas (grey or RGB, in [0, 1]:
 its ``pretrained_cfg`` mean is 0 and std 1, so timm's transforms and ``transformers.pipeline`` only
 scale to [0, 1]) — and returns 24 logits. Inside, the canvas becomes the canonical view
-(:mod:`chromosomenet.view`: upright, fixed scale, 104×48 at ×2 down), is rounded to 8 bits exactly
+(:mod:`chromosomenet.data.view`: upright, fixed scale, 104×48 at ×2 down), is rounded to 8 bits exactly
 as the training cache stores it, normalised with the backbone's own statistics, and classified by a
 one-channel timm backbone (``.net``). Training feeds ``.net`` views directly from the cache.
 
@@ -31,7 +31,7 @@ from torch import nn
 
 from ..data.transforms import norm_stats
 from ..labels import NUM_CLASSES
-from ..view import ViewInfo, ViewSpec, canonical_view, quantize
+from ..data.view import ViewInfo, ViewSpec, canonical_view, quantize
 
 
 class ViewArch(NamedTuple):

@@ -1,12 +1,12 @@
 """ChromosomeNet metrics for `evaluate`: `evaluate.load("metrics/chromosomenet_metrics")` (offline), or as a Hub metric Space.
 
-A thin adapter: every number comes from `chromosomenet.metrics.full_report`, the one source of truth
+A thin adapter: every number comes from `chromosomenet.metrics.classification.full_report`, the one source of truth
 that `chromosomenet evaluate` and the benchmark report use.
 """
 import datasets
 import evaluate
 
-from chromosomenet.metrics import full_report
+from chromosomenet.metrics.classification import full_report
 
 _DESCRIPTION = """The ChromosomeNet paper's metrics for 24-class chromosome classification (classes 0..23 =
 chromosomes 1..22, X, Y): accuracy, macro precision, sensitivity (recall), specificity TN/(TN+FP) and F1

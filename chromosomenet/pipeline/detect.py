@@ -1,0 +1,222 @@
+"""The detect stage: a bare metaphase image → one box and score per chromosome.
+
+    detector = load_detector()                      # the shipped default, a folder, or hf-hub:ORG/NAME
+    found = detector(read_metaphase("cell.jpg"))     # Detections: boxes in the image's pixels, scores
+    detect_files(["cells/"], "out/", detector)       # out/<stem>.xml (Pascal VOC) + out/<stem>.png
+
+The image is read by the rules of :mod:`chromosomenet.data.images` (any mode → 8-bit grey), brought
+to the detector's working scale (model px per image px, from its config), padded white to a
+multiple of 32 and run once; boxes come back in the input image's pixels. A photo's size says
+nothing about its chromosomes' size (the release's metaphases are 440–1,360 px wide around
+chromosomes of the same size), so the scale is fixed, not fitted to the frame; when the median box
+of that first pass lies far from the size the detector was trained at (another microscope's
+magnification), it runs once more at the corrected scale (``auto_scale``).
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageDraw, ImageFont
+
+from ..data.images import IMAGE_SUFFIXES, decode_gray
+from ..data import voc
+from ..errors import BadInputError
+from ..fsutil import atomic_write_bytes, atomic_write_text
+from ..models import hub, shipped
+from ..models.detector import STRIDE, ChromosomeDetector, is_detector
+from ..data.uploads import MAX_METAPHASE_PIXELS, image_size, read_upload
+
+MAX_FILE_BYTES = 200 * 1024 * 1024  # a 40-megapixel 16-bit TIFF is ~80 MB
+# Median long side of a chromosome box at the working scale, in model px (Tseng boxes: 84 px native
+# at the median, × 0.6): auto_scale re-runs when a first pass finds boxes more than RESCALE_BAND off it.
+TRAINED_MEDIAN_BOX = 50.0
+RESCALE_BAND = 1.5
+MIN_BOXES_TO_RESCALE = 8
+
+
+class NoChromosomesError(BadInputError):
+    """The detector found nothing it would call a chromosome."""
+
+
+@dataclass(frozen=True)
+class Detections:
+    boxes: np.ndarray        # (N, 4) float32 xmin, ymin, xmax, ymax in the input image's pixels
+    scores: np.ndarray       # (N,) float32, descending
+    threshold: float         # the operating score threshold: ``kept`` are the detections at or above it
+    scale: float             # model px per image px of the pass that gave these boxes
+    width: int
+    height: int
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def kept(self) -> "Detections":
+        keep = self.scores >= self.threshold
+        return Detections(self.boxes[keep], self.scores[keep], self.threshold, self.scale, self.width,
+                          self.height, self.notes)
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def int_boxes(self) -> list[tuple[int, int, int, int]]:
+        """Half-open integer boxes (as the VOC reader and the importers use them), inside the image."""
+        out = []
+        for x0, y0, x1, y1 in self.boxes:
+            a, b = int(np.floor(x0)), int(np.floor(y0))
+            out.append((max(a, 0), max(b, 0), min(max(int(np.ceil(x1)), a + 1), self.width),
+                        min(max(int(np.ceil(y1)), b + 1), self.height)))
+        return out
+
+
+def reading_order(boxes: np.ndarray) -> np.ndarray:
+    """Indices that order boxes in rows top to bottom, left to right within a row (a row is one
+    median box height tall), so a person can find box 17 on the picture."""
+    if not len(boxes):
+        return np.zeros(0, dtype=int)
+    cy, cx = (boxes[:, 1] + boxes[:, 3]) / 2, (boxes[:, 0] + boxes[:, 2]) / 2
+    row = np.floor(cy / max(float(np.median(boxes[:, 3] - boxes[:, 1])), 1.0))
+    return np.lexsort((cx, row))
+
+
+class Detector:
+    """A loaded chromosome detector: grey metaphase (H, W) uint8 → :class:`Detections`."""
+
+    def __init__(self, model: ChromosomeDetector, spec: str = "in memory", auto_scale: bool = True):
+        self.spec, self.model, self.auto_scale = spec, model.eval(), auto_scale
+        self.operating = dict(model.operating)
+
+    @torch.inference_mode()
+    def _run(self, gray: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
+        h, w = gray.shape
+        x = torch.tensor(gray, dtype=torch.float32).div_(255.0)[None, None]
+        size = (max(1, round(h * scale)), max(1, round(w * scale)))
+        if size != (h, w):
+            x = F.interpolate(x, size=size, mode="bilinear", antialias=scale < 1, align_corners=False)
+        pad_h, pad_w = (-size[0]) % STRIDE, (-size[1]) % STRIDE
+        x = F.pad(x, (0, pad_w, 0, pad_h), value=1.0)[0]  # white, as the slide around the metaphase
+        out = self.model([x])[0]
+        boxes = out["boxes"].numpy() / np.array([size[1] / w, size[0] / h, size[1] / w, size[0] / h])
+        boxes = np.clip(boxes, 0, [w, h, w, h]).astype(np.float32)
+        return boxes, out["scores"].numpy().astype(np.float32)
+
+    def __call__(self, gray: np.ndarray, scale: float | None = None, name: str = "image") -> Detections:
+        """Every detection above FCOS's floor (``.kept``: at or above the operating threshold); ``name``
+        names the image in errors."""
+        h, w = gray.shape
+        op, notes = self.operating, []
+        if min(h, w) < op["min_side"]:
+            raise BadInputError(name, f"the image is {w}×{h} px, too small to hold a metaphase's chromosomes",
+                                f"give the whole metaphase (at least {op['min_side']:g} px on each side)")
+        scale = float(scale or op["scale"])
+        cap = op["max_side"] / max(h, w)
+        if scale > cap:
+            notes.append(f"the {w}×{h} image was scaled down to {op['max_side']:g} px on its longer side")
+            scale = cap
+        boxes, scores = self._run(gray, scale)
+        kept = boxes[scores >= op["score_threshold"]]
+        if self.auto_scale and len(kept) >= MIN_BOXES_TO_RESCALE:
+            median = float(np.median(np.maximum(kept[:, 2] - kept[:, 0], kept[:, 3] - kept[:, 1]))) * scale
+            if not 1 / RESCALE_BAND <= median / TRAINED_MEDIAN_BOX <= RESCALE_BAND:
+                better = min(scale * TRAINED_MEDIAN_BOX / median, cap)
+                notes.append(f"chromosomes were {median / scale:.0f} px long at the median: detected again at "
+                             f"scale {better:.3g} instead of {scale:.3g}")
+                scale = better
+                boxes, scores = self._run(gray, scale)
+        return Detections(boxes, scores, op["score_threshold"], scale, w, h, tuple(notes))
+
+
+def load_detector(spec: str | None = None, auto_scale: bool = True) -> Detector:
+    """The detector named by ``spec`` (``local-dir:``, a folder, ``hf-hub:``), by default the shipped one."""
+    spec = spec or shipped.default_spec(shipped.DEFAULT_DETECTOR)
+    model = hub.load(spec)
+    if not is_detector(model):
+        raise BadInputError(spec, "is not a chromosome detector (its architecture is "
+                            f"{model.pretrained_cfg.get('architecture', type(model).__name__)})",
+                            "give a chromosomenet-detector model folder or hf-hub id")
+    return Detector(model, spec, auto_scale=auto_scale)
+
+
+def read_metaphase(path: str | Path) -> tuple[np.ndarray, str]:
+    """(8-bit grey image, its file name): refuses a non-image, a damaged or truncated file and one over
+    the pixel limit (from its header, before decoding) with one line naming the file."""
+    up = read_upload(path, MAX_FILE_BYTES)
+    image_size(up, MAX_METAPHASE_PIXELS)
+    return decode_gray(up.data, up.name), up.name
+
+
+def image_files(paths) -> list[Path]:
+    """Files and the image files of folders, in order; a missing path or a non-image file is refused."""
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise BadInputError(p, "holds no image files", f"give metaphase images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            files += found
+        elif p.is_file():
+            if p.suffix.lower() not in IMAGE_SUFFIXES:
+                raise BadInputError(p, "is not an image file", f"give {', '.join(sorted(IMAGE_SUFFIXES))} files")
+            files.append(p)
+        else:
+            raise BadInputError(p, "not found", "give metaphase image files or folders of them")
+    return files
+
+
+def _font(size: int):
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1 has one bitmap size
+        return ImageFont.load_default()
+
+
+def draw_boxes(gray: np.ndarray, boxes, texts, path: str | Path, colors=None) -> Path:
+    """The metaphase with each box drawn and captioned (its number, or its call) as a PNG."""
+    im = Image.fromarray(gray, "L").convert("RGB")
+    draw = ImageDraw.Draw(im)
+    font = _font(max(11, round(max(im.size) / 70)))
+    for k, (box, text) in enumerate(zip(boxes, texts)):
+        color = colors[k] if colors else (0, 120, 255)
+        x0, y0, x1, y1 = (float(v) for v in box)
+        draw.rectangle((x0, y0, x1 - 1, y1 - 1), outline=color, width=2)
+        draw.text((x0 + 2, y0 + 1), str(text), fill=color, font=font, stroke_width=2, stroke_fill=(255, 255, 255))
+    buf = io.BytesIO()
+    im.save(buf, format="PNG", compress_level=1)  # a picture to look at: encode fast
+    atomic_write_bytes(path, buf.getvalue())
+    return Path(path)
+
+
+def write_detections(found: Detections, image_name: str, gray: np.ndarray, out: Path,
+                     names: list[str] | None = None) -> tuple[Path, Path]:
+    """OUT/<stem>.xml (VOC, objects in reading order, ``<score>`` each) and OUT/<stem>.png (box k: object k)."""
+    order = reading_order(found.boxes)
+    boxes = [found.int_boxes()[i] for i in order]
+    stem = Path(image_name).stem
+    xml = voc.to_xml(image_name, found.width, found.height, boxes, [float(found.scores[i]) for i in order],
+                     [names[i] for i in order] if names else None)
+    atomic_write_text(out / f"{stem}.xml", xml)
+    return out / f"{stem}.xml", draw_boxes(gray, boxes, [str(k) for k in range(len(boxes))], out / f"{stem}.png")
+
+
+def detect_files(paths, out: str | Path, detector: Detector) -> list[tuple[str, int, tuple[str, ...]]]:
+    """Detect every image; per image (name, chromosomes found, notes). Images where nothing is found
+    write nothing and are named, after the others are written, in one :class:`NoChromosomesError`."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    done, empty = [], []
+    for f in image_files(paths):
+        gray, name = read_metaphase(f)
+        found = detector(gray, name=name).kept
+        if not len(found):
+            empty.append(f)
+            continue
+        write_detections(found, name, gray, out)
+        done.append((name, len(found), found.notes))
+    if empty:
+        raise NoChromosomesError(empty[0], "no chromosomes found" + (f" (nor in {len(empty) - 1} more image(s))"
+                                                                    if len(empty) > 1 else ""),
+                                 "give a G-banded metaphase image; the others' boxes were written")
+    return done

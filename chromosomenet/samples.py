@@ -1,0 +1,14 @@
+"""The embedded real sample's paths (inside the installed package)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def sample_dir() -> Path:
+    """The embedded real sample: a raw tree in the paper's layout (folders 0..23 + metadata.csv)."""
+    return Path(__file__).parent / "sample"
+
+
+def sample_metaphases_dir() -> Path:
+    """The 22 metaphase images the embedded sample's chromosomes were cut from, with their VOC boxes."""
+    return Path(__file__).parent / "sample_metaphases"
