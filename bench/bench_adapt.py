@@ -25,12 +25,12 @@ from bench_otherlab import read_cells, score, zoomed
 from subset import link_rows, read_rows
 
 import chromosomenet
-from chromosomenet.training.adapt import AdaptConfig, adapt
-from chromosomenet.pipeline.cells import saved_costs
 from chromosomenet.data.build import build_dataset
 from chromosomenet.data.buildinfo import BuildConfig
 from chromosomenet.models import shipped
+from chromosomenet.pipeline.cells import saved_costs
 from chromosomenet.pipeline.predict import Predictor, load_classifier
+from chromosomenet.training.adapt import AdaptConfig, adapt
 
 
 def plan(rows, test_share: float, val_cells: int, seed: int) -> tuple[set[str], list[str], list[str]]:

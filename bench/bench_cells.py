@@ -19,8 +19,8 @@ from pathlib import Path
 
 from subset import link_rows, read_rows
 
-from chromosomenet.pipeline.cells import KaryotypeConfig, karyotype_split
 from chromosomenet.data.build import BuildConfig, build_dataset
+from chromosomenet.pipeline.cells import KaryotypeConfig, karyotype_split
 
 
 def held_out_tree(raw: Path, seen_cases: set[str], n_normal: int, dst: Path, per_case: int = 1) -> tuple[int, int]:

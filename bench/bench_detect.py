@@ -30,16 +30,16 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
+from torchvision.ops import box_iou
 
 from chromosomenet.data.images import decode_gray
 from chromosomenet.data.metaphases import release_metaphases
-from chromosomenet.pipeline.detect import load_detector
-from chromosomenet.metrics.detection import detection_metrics, match_boxes
-from chromosomenet.pipeline.assign import iscn
 from chromosomenet.labels import NUM_CLASSES
-from chromosomenet.pipeline.metaphase import MetaphaseConfig, class_of, karyotype_one, load_pipeline
+from chromosomenet.metrics.detection import detection_metrics, match_boxes
 from chromosomenet.models import shipped
-from torchvision.ops import box_iou
+from chromosomenet.pipeline.assign import iscn
+from chromosomenet.pipeline.detect import load_detector
+from chromosomenet.pipeline.metaphase import MetaphaseConfig, class_of, karyotype_one, load_pipeline
 
 NORMAL_ISCN = ("46,XX", "46,XY")
 

@@ -24,9 +24,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from chromosomenet.data.loading import load_splits
 from chromosomenet.data.transforms import CanvasImages
-from chromosomenet.pipeline.predict import Predictor, load_classifier, predict
 from chromosomenet.metrics.classification import full_report
 from chromosomenet.models.viewnet import is_view_model
+from chromosomenet.pipeline.predict import Predictor, load_classifier, predict
 
 
 class PilImages(Dataset):

@@ -23,9 +23,9 @@ from pathlib import Path
 
 from bench_otherlab import read_cells, score, zoomed
 
-from chromosomenet.pipeline.cells import saved_costs
 from chromosomenet.data.transforms import Augment
 from chromosomenet.models import shipped
+from chromosomenet.pipeline.cells import saved_costs
 from chromosomenet.pipeline.predict import Predictor, load_classifier
 from chromosomenet.training.classifier import TrainConfig, train
 

@@ -30,9 +30,9 @@ import numpy as np
 from PIL import Image
 
 from chromosomenet.data.cellscale import normalise_cell, rescale
-from chromosomenet.pipeline.cells import saved_costs
-from chromosomenet.pipeline.assign import assign
 from chromosomenet.models import shipped
+from chromosomenet.pipeline.assign import assign
+from chromosomenet.pipeline.cells import saved_costs
 from chromosomenet.pipeline.predict import Predictor, load_classifier, predict_canvases
 
 

@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 
 from chromosomenet import sample_dir
-from chromosomenet.pipeline.onnx import OnnxPredictor, export_onnx, sample_canvases
 from chromosomenet.models import shipped
+from chromosomenet.pipeline.onnx import OnnxPredictor, export_onnx, sample_canvases
 from chromosomenet.pipeline.predict import Predictor, load_classifier
 
 

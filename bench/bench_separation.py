@@ -33,8 +33,8 @@ from chromosomenet import labels
 from chromosomenet.data import release, voc
 from chromosomenet.importers import tseng
 from chromosomenet.pipeline.isolate import MARGIN, isolate, metaphase_threshold, place_on_canvas
-from chromosomenet.pipeline.separate import isolate_all
 from chromosomenet.pipeline.predict import Predictor, load_classifier
+from chromosomenet.pipeline.separate import isolate_all
 
 
 def metaphase(cell) -> tuple[np.ndarray, list, list[int]]:

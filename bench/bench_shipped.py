@@ -18,10 +18,10 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from chromosomenet import labels
-from chromosomenet.pipeline.cells import NORMAL_ISCN, saved_costs
 from chromosomenet.data.loading import load_splits
 from chromosomenet.evaluation.evaluate import PROB_COLUMNS
 from chromosomenet.pipeline.assign import assign, flag, iscn
+from chromosomenet.pipeline.cells import NORMAL_ISCN, saved_costs
 from chromosomenet.pipeline.review import forced_review
 
 

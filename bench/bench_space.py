@@ -27,9 +27,9 @@ import timm
 import torch
 
 import chromosomenet
-from chromosomenet.models import hub
 from chromosomenet.apps.engine import Engine, classify_chromosome, karyotype_files
 from chromosomenet.apps.serve import default_model_spec, launch
+from chromosomenet.models import hub
 
 CELL = "103181"  # a normal 46,XY cell of the embedded sample: 46 images
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from .errors import BadInputError, ChromosomeNetError, DatasetError
 from .labels import NAMES, NUM_CLASSES
-from .samples import sample_dir, sample_metaphases_dir
 from .models import classic as _classic  # noqa: F401  timm.create_model("chromosomenet_cirnet", ...) works
+from .samples import sample_dir, sample_metaphases_dir
 
 __version__ = "0.2.0"
 

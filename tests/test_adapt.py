@@ -15,10 +15,10 @@ import torch
 from PIL import Image
 
 import chromosomenet
-from chromosomenet.data.cellscale import rescale
 from chromosomenet.apps.cli import main
 from chromosomenet.data.build import build_dataset
 from chromosomenet.data.buildinfo import BuildConfig
+from chromosomenet.data.cellscale import rescale
 from chromosomenet.data.transforms import Augment, _augment
 from chromosomenet.models import shipped
 

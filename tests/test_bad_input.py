@@ -8,14 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import read_csv
 from PIL import Image
 
 from chromosomenet.apps.cli import main
 from chromosomenet.data.build import BuildConfig, build_dataset
 from chromosomenet.data.images import decode
 from chromosomenet.errors import BadInputError, DatasetError
-
-from conftest import read_csv
 
 
 def _build(raw: Path, out: Path, **kw):

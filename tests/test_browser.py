@@ -25,9 +25,9 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwrig
 from test_space import SAMPLE, cell_files, free_port, zip_of  # noqa: E402
 
 import chromosomenet  # noqa: E402
-from chromosomenet.models import shipped  # noqa: E402
 from chromosomenet.apps.engine import Engine, classify_chromosome, karyotype_files, karyotype_metaphase  # noqa: E402
 from chromosomenet.apps.serve import launch  # noqa: E402
+from chromosomenet.models import shipped  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*(no_silent_downcasting|copy keyword).*")  # inside gradio
 

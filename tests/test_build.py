@@ -8,6 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 import pyarrow.parquet as pq
+from conftest import read_csv
 from datasets import load_dataset
 from huggingface_hub import DatasetCard, HfApi
 
@@ -17,8 +18,6 @@ from chromosomenet.apps.cli import main
 from chromosomenet.data.build import MANIFEST_COLUMNS, BuildConfig, build_dataset
 from chromosomenet.data.publish import dataset_summary, push_dataset
 from chromosomenet.data.splits import SPLITS
-
-from conftest import read_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -8,15 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import read_csv
 from PIL import Image
 
 import chromosomenet
 import chromosomenet.models.shipped
-from chromosomenet.pipeline.cells import KaryotypeConfig, karyotype_images, karyotype_split
 from chromosomenet.apps.cli import main
 from chromosomenet.errors import BadInputError
-
-from conftest import read_csv
+from chromosomenet.pipeline.cells import KaryotypeConfig, karyotype_images, karyotype_split
 
 
 def _cell_files(cell: str) -> list[Path]:
@@ -106,8 +105,8 @@ def test_a_cell_exported_as_class_folders_is_karyotyped_by_the_shipped_default(t
     """A sorted cell as karyotyping software exports it (``<cell>/clase<k>/<image>.tiff``, Pki-3's layout):
     its images are read (the software's classes are not), the cell named by its folder, with the costs and
     review threshold shipped beside the model. An empty folder is one clear error."""
-    from chromosomenet.pipeline.assign import iscn
     from chromosomenet.labels import NUM_CLASSES
+    from chromosomenet.pipeline.assign import iscn
 
     canvases, y = sample_cells["103181"]
     cell = tmp_path / "97000001.3.tiff"

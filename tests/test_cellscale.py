@@ -10,7 +10,7 @@ from PIL import Image
 
 import chromosomenet
 from chromosomenet.data.cellscale import (INK, REFERENCE_GREY, REFERENCE_LENGTH, cell_scale, chromosome_length,
-                                     grey_table, ink_histogram, ink_quantiles, normalise_cell, rescale, row_scales)
+                                          grey_table, ink_histogram, ink_quantiles, normalise_cell, rescale, row_scales)
 from chromosomenet.models import shipped
 from chromosomenet.pipeline.predict import Predictor, load_classifier, predict_canvases
 

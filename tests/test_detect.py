@@ -18,11 +18,11 @@ from skimage import data as skdata
 import chromosomenet
 from chromosomenet.apps.cli import main
 from chromosomenet.data import voc
-from chromosomenet.pipeline.detect import Detector, load_detector, read_metaphase, reading_order
 from chromosomenet.metrics.detection import match_boxes
-from chromosomenet.pipeline.metaphase import class_of
 from chromosomenet.models import shipped
 from chromosomenet.models.detector import ChromosomeDetector
+from chromosomenet.pipeline.detect import Detector, load_detector, read_metaphase, reading_order
+from chromosomenet.pipeline.metaphase import class_of
 
 FIXTURE = Path(__file__).parent / "fixtures/tseng/24_chromosomes_object"
 STEMS = ("103181", "103182", "1051261")  # cases 10318 and 105126: the sample's, never trained on

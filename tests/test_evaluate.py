@@ -12,9 +12,9 @@ import timm
 from timm.models import save_for_hf
 
 from chromosomenet import NAMES
-from chromosomenet.evaluation.benchmark import BenchmarkConfig, run_benchmark
 from chromosomenet.apps.cli import main
 from chromosomenet.errors import BadInputError
+from chromosomenet.evaluation.benchmark import BenchmarkConfig, run_benchmark
 from chromosomenet.evaluation.evaluate import PROB_COLUMNS, EvalConfig, evaluate, score
 
 

@@ -14,9 +14,9 @@ import onnx  # noqa: E402
 
 from chromosomenet.apps.cli import main  # noqa: E402
 from chromosomenet.evaluation.evaluate import PROB_COLUMNS, EvalConfig, evaluate  # noqa: E402
-from chromosomenet.pipeline.onnx import OnnxPredictor, export_onnx, sample_canvases  # noqa: E402
 from chromosomenet.labels import NAMES  # noqa: E402
 from chromosomenet.models import shipped  # noqa: E402
+from chromosomenet.pipeline.onnx import OnnxPredictor, export_onnx, sample_canvases  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,8 @@ from skimage.filters import threshold_otsu
 
 from chromosomenet import labels
 from chromosomenet.data.release import case_id_of
-from chromosomenet.importers.tseng import COLUMNS, import_tseng
 from chromosomenet.errors import BadInputError
+from chromosomenet.importers.tseng import COLUMNS, import_tseng
 
 FIXTURE = Path(__file__).parent / "fixtures" / "tseng"
 ROOT = FIXTURE / "24_chromosomes_object"

@@ -14,9 +14,8 @@ import sysconfig
 import zipfile
 from pathlib import Path
 
-import pytest
-
 import numpy as np
+import pytest
 from PIL import Image
 
 import chromosomenet

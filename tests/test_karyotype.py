@@ -12,11 +12,10 @@ from scipy import ndimage
 from scipy.special import expit
 
 import chromosomenet
-from chromosomenet.pipeline.render import KaryogramError
-from chromosomenet.pipeline.render import render_karyogram
-from chromosomenet.pipeline.assign import (CellCall, KaryotypeCosts, KaryotypeInputError, assign, flag, iscn,
-                                     pick_threshold, risk_coverage, tune_costs, write_call)
 from chromosomenet.labels import NAMES, id_of
+from chromosomenet.pipeline.assign import (CellCall, KaryotypeCosts, KaryotypeInputError, assign, flag, iscn,
+                                           pick_threshold, risk_coverage, tune_costs, write_call)
+from chromosomenet.pipeline.render import KaryogramError, render_karyogram
 
 X, Y = id_of("X"), id_of("Y")
 NORMAL_AUTOSOMES = [c for c in range(22) for _ in range(2)]

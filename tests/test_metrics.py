@@ -12,9 +12,9 @@ from PIL import Image
 from sklearn.metrics import (accuracy_score, cohen_kappa_score, log_loss, multilabel_confusion_matrix,
                              precision_recall_fscore_support, recall_score, top_k_accuracy_score)
 
-from chromosomenet.metrics.figures import boxplot_by_class_png, boxplot_by_model_png, confusion_png, per_class_png
 from chromosomenet.labels import NAMES
 from chromosomenet.metrics.classification import confusion, full_report, quartiles, summarize
+from chromosomenet.metrics.figures import boxplot_by_class_png, boxplot_by_model_png, confusion_png, per_class_png
 
 LABELS = list(range(24))
 NO_SUPPORT, NEVER_PREDICTED = 23, 5  # Y has no test images; chromosome 6 is never predicted

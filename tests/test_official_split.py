@@ -7,11 +7,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from conftest import read_csv
 
 from chromosomenet.apps.cli import main
 from chromosomenet.data.build import BuildConfig, build_dataset
-
-from conftest import read_csv
 
 
 def _write_split(tree: Path, split_of) -> dict[str, str]:

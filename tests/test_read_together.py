@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import timm
 import torch
+
 from chromosomenet.data.cellscale import normalise_cell
 from chromosomenet.data.loading import load_splits
 from chromosomenet.data.transforms import CanvasImages, cell_scales

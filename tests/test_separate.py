@@ -6,11 +6,10 @@ import numpy as np
 import pytest
 from scipy import ndimage
 from skimage.filters import threshold_otsu
+from test_import_tseng import STEMS, gray, voc_objects
 
 from chromosomenet.pipeline.isolate import DILATE, disk, isolate, metaphase_threshold
 from chromosomenet.pipeline.separate import isolate_all
-
-from test_import_tseng import STEMS, gray, voc_objects
 
 SIZE = 220
 WIDTH = 14  # chromosome width; its outer DILATE px are the pale soft edge above the threshold

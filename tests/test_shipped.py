@@ -12,10 +12,10 @@ from PIL import Image
 
 import chromosomenet
 from chromosomenet import NAMES
-from chromosomenet.pipeline.cells import saved_costs
 from chromosomenet.data.transforms import CanvasImages
-from chromosomenet.pipeline.predict import Predictor, load_classifier
 from chromosomenet.models import shipped
+from chromosomenet.pipeline.cells import saved_costs
+from chromosomenet.pipeline.predict import Predictor, load_classifier
 
 FOLDER = shipped.models_dir() / shipped.DEFAULT
 
@@ -83,6 +83,7 @@ def test_the_space_engine_shows_the_view_and_uses_the_shipped_costs():
 @pytest.mark.parametrize("name, n_val, n_test", [(shipped.DEFAULT, 59, 59), ("chromosomenet-view-resnet10t", 58, 60)])
 def test_the_cases_it_trained_and_was_tested_on_ship_with_it_and_the_sample_is_not_among_them(name, n_val, n_test):
     import csv
+
     from chromosomenet.data.release import case_id_of
     path = shipped.models_dir() / name / "split_cases.csv"
     with path.open(newline="") as f:

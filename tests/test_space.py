@@ -20,8 +20,8 @@ from PIL import Image
 
 import chromosomenet
 from chromosomenet.apps.cam import grad_cam, overlay
-from chromosomenet.labels import NAMES
 from chromosomenet.data.uploads import UploadError, safe_extract_images
+from chromosomenet.labels import NAMES
 
 gr = pytest.importorskip("gradio", reason="the Space needs the [space] extra (gradio)")
 from gradio_client import Client, handle_file  # noqa: E402

@@ -12,13 +12,13 @@ from torch.utils.data import DataLoader
 
 import chromosomenet
 from chromosomenet import NAMES
-from chromosomenet.training.budget import plan
 from chromosomenet.data import viewcache
 from chromosomenet.data.loading import load_splits
 from chromosomenet.data.transforms import Augment, CanvasImages, Feed, cell_scales
-from chromosomenet.models.viewnet import ViewNet, turned
-from chromosomenet.training.classifier import TrainConfig, train
 from chromosomenet.data.view import ViewSpec
+from chromosomenet.models.viewnet import ViewNet, turned
+from chromosomenet.training.budget import plan
+from chromosomenet.training.classifier import TrainConfig, train
 
 FAST = dict(model="chromosomenet_view_resnet10t", init="none", workers=0, progress=False, batch_size=16,
             bn_stats_images=32, lr=1e-3)

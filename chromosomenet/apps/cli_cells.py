@@ -11,8 +11,8 @@ from .cli_args import add_cell_scale_flag
 
 
 def _karyotype(a: argparse.Namespace) -> None:
-    from ..pipeline.cells import KaryotypeConfig, karyotype_images, karyotype_split
     from ..models.shipped import default_spec
+    from ..pipeline.cells import KaryotypeConfig, karyotype_images, karyotype_split
 
     if a.metaphase:
         from ..pipeline.metaphase import MetaphaseConfig, karyotype_metaphases
@@ -45,8 +45,8 @@ def _karyotype(a: argparse.Namespace) -> None:
 
 
 def _demo(a: argparse.Namespace) -> None:
-    from .demo import DemoConfig, run_demo
     from ..models.shipped import default_spec
+    from .demo import DemoConfig, run_demo
 
     model = a.model or default_spec()
     readme = run_demo(DemoConfig(model=model, data=a.data, out=Path(a.out), split=a.split, costs=a.costs,

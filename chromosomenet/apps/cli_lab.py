@@ -36,8 +36,8 @@ def _detect(a: argparse.Namespace) -> None:
 
 
 def _export_onnx(a: argparse.Namespace) -> None:
-    from ..pipeline.onnx import export_onnx
     from ..models.shipped import default_spec
+    from ..pipeline.onnx import export_onnx
 
     facts = export_onnx(a.model or default_spec(), a.out, check=not a.no_check, one_turn=a.one_turn)
     print(json.dumps(facts, indent=2))

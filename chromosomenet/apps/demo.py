@@ -21,16 +21,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ..pipeline.cells import KaryotypeConfig, karyotype_split
 from ..data import voc
-from ..metrics.detection import detection_metrics, matched_calls
-from ..pipeline.metaphase import MetaphaseConfig, class_of, karyotype_metaphases, load_pipeline
 from ..data.loading import ALL
 from ..evaluation.evaluate import EvalConfig, evaluate
 from ..fsutil import atomic_write_text
 from ..markdown import pct
 from ..markdown import table as md_table
+from ..metrics.detection import detection_metrics, matched_calls
 from ..models import shipped
+from ..pipeline.cells import KaryotypeConfig, karyotype_split
+from ..pipeline.metaphase import MetaphaseConfig, class_of, karyotype_metaphases, load_pipeline
 
 
 @dataclass(frozen=True)

@@ -16,19 +16,21 @@ import torch
 from PIL import Image
 
 from .. import labels
-from .cam import grad_cam, overlay
-from ..pipeline.cells import DEFAULT_THRESHOLD, saved_costs
 from ..data.images import CANVAS, decode
 from ..data.transforms import prepare
-from ..pipeline.detect import Detector, load_detector, read_metaphase
+from ..data.uploads import (MAX_FILES, MAX_METAPHASE_PIXELS, Upload, UploadError, image_size, read_upload,
+                            safe_extract_images)
 from ..errors import BadInputError
-from ..pipeline.predict import Predictor, load_classifier, predict_canvases, predict_cell
-from ..pipeline.render import render_karyogram
-from ..pipeline.assign import CellCall, KaryotypeCosts, assign, call_table, flag, write_call
-from ..pipeline.metaphase import Pipeline, karyotype_one
 from ..models import shipped
 from ..models.viewnet import is_view_model
-from ..data.uploads import MAX_FILES, MAX_METAPHASE_PIXELS, Upload, UploadError, image_size, read_upload, safe_extract_images
+from ..pipeline.assign import CellCall, KaryotypeCosts, assign, call_table, flag, write_call
+from ..pipeline.cells import DEFAULT_THRESHOLD, saved_costs
+from ..pipeline.detect import Detector, load_detector, read_metaphase
+from ..pipeline.metaphase import Pipeline, karyotype_one
+from ..pipeline.predict import Predictor, load_classifier, predict_canvases, predict_cell
+from ..pipeline.render import render_karyogram
+from .cam import grad_cam, overlay
+
 
 class Engine:
     """A loaded 24-class model: probabilities for canvases, Grad-CAM for one canvas."""

@@ -30,13 +30,13 @@ from pathlib import Path
 import numpy as np
 
 from .. import labels
-from ..samples import sample_dir, sample_metaphases_dir
 from ..data.images import CANVAS
-from .engine import CellResult, Engine, classify_chromosome, karyotype_files, karyotype_metaphase
-from ..errors import ChromosomeNetError
-from ..pipeline.assign import iscn
-from ..models import shipped
 from ..data.uploads import MAX_FILE_BYTES, MAX_FILES, UploadError
+from ..errors import ChromosomeNetError
+from ..models import shipped
+from ..pipeline.assign import iscn
+from ..samples import sample_dir, sample_metaphases_dir
+from .engine import CellResult, Engine, classify_chromosome, karyotype_files, karyotype_metaphase
 
 log = logging.getLogger(__name__)
 ENV_MODEL = "CHROMOSOMENET_MODEL"

@@ -31,8 +31,8 @@ from PIL import Image
 from torchvision.transforms.v2 import functional as TF
 
 from ..errors import BadInputError
-from .images import decode_gray
 from . import voc
+from .images import decode_gray
 from .release import case_id_of, release_cells
 
 SPLITS = ("train", "validation", "test")

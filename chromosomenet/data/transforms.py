@@ -24,6 +24,7 @@ from torch.utils.data import Dataset
 from .cellscale import RowScales, row_scales
 from .view import ViewSpec, views_uint8
 
+
 def norm_stats(mean: tuple[float, ...], std: tuple[float, ...], in_chans: int
                ) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """The model's RGB statistics (its timm pretrained_cfg); one channel takes their average,

@@ -16,8 +16,8 @@ from pathlib import Path, PurePosixPath
 
 from PIL import Image, UnidentifiedImageError
 
-from .images import IMAGE_SUFFIXES
 from ..errors import BadInputError
+from .images import IMAGE_SUFFIXES
 
 MAX_FILE_BYTES = 20 * 1024 * 1024       # per uploaded file (the server refuses larger uploads too)
 MAX_FILES = 300                         # images per cell (a metaphase has ~46; debris and overlaps add some)

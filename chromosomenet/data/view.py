@@ -34,7 +34,6 @@ from functools import reduce
 import torch
 import torch.nn.functional as F
 
-
 MEASURE_BLOCK = 2  # moments and extent on 2×2 blocks of the canvas (when its sides are even)
 # Bumped whenever the view's pixels change, so that caches of an older view are not reused
 # (3: the axis by half-angle formulas, no arctangent, for the ONNX export: 7 pixels of the 1,014 sample

@@ -18,9 +18,9 @@ from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from .view import VIEW_VERSION, ViewSpec, canonical_view, quantize
 from . import cellscale
 from .transforms import CanvasImages, cell_scales
+from .view import VIEW_VERSION, ViewSpec, canonical_view, quantize
 
 
 class ViewCache(Dataset):

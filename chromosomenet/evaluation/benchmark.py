@@ -18,17 +18,17 @@ from pathlib import Path
 import torch
 
 from .. import __version__, labels
-from ..pipeline.cells import KaryotypeConfig, karyotype_split
-from .evaluate import EvalConfig, evaluate
-from ..metrics.figures import boxplot_by_class_png, boxplot_by_model_png
+from ..errors import BadInputError
 from ..fsutil import atomic_write_text
 from ..markdown import pct
 from ..markdown import table as md_table
 from ..metrics.classification import quartiles
+from ..metrics.figures import boxplot_by_class_png, boxplot_by_model_png
 from ..models.classic import PRIOR_METHODS
 from ..models.registry import BASELINES, PAPER_BASELINES
-from ..errors import BadInputError
+from ..pipeline.cells import KaryotypeConfig, karyotype_split
 from ..training.classifier import TrainConfig, run_identity, train
+from .evaluate import EvalConfig, evaluate
 
 SUITES = {"paper": tuple(PAPER_BASELINES) + tuple(PRIOR_METHODS)}
 TABLE2 = (("precision", "precision"), ("accuracy", "accuracy"), ("f1", "F1"), ("sensitivity", "sensitivity"),

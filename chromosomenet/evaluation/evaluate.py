@@ -21,14 +21,14 @@ import pyarrow.parquet as pq
 import torch
 
 from .. import labels
+from ..data.cellscale import summary
 from ..data.loading import describe, load_splits
 from ..data.transforms import CanvasImages, cell_scales
 from ..errors import BadInputError
-from ..metrics.figures import confusion_png, per_class_png
 from ..fsutil import atomic_write_bytes, atomic_write_text
 from ..metrics.classification import confusion, full_report
+from ..metrics.figures import confusion_png, per_class_png
 from ..models.registry import measure
-from ..data.cellscale import summary
 from ..pipeline.predict import Predictor, load_classifier, predict
 
 PROB_COLUMNS = tuple(f"p_{n}" for n in labels.NAMES)

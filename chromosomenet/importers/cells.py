@@ -29,9 +29,9 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from .. import labels
+from ..data.images import IMAGE_SUFFIXES, decode_gray, png_bytes
 from ..errors import BadInputError
 from ..fsutil import staged_dir
-from ..data.images import IMAGE_SUFFIXES, decode_gray, png_bytes
 from ..pipeline.isolate import place_on_canvas
 from .tree import finish_tree
 

@@ -17,10 +17,10 @@ from timm.models import save_for_hf
 
 from .. import labels
 from ..errors import BadInputError
-from ..metrics.figures import confusion_png
 from ..fsutil import atomic_write_text
 from ..markdown import pct
 from ..markdown import table as _table
+from ..metrics.figures import confusion_png
 
 # pretrained_cfg keys that point at where *initial* weights came from: not true of the export.
 _ORIGIN_KEYS = ("url", "file", "hf_hub_id", "hf_hub_filename", "state_dict", "source", "tag")

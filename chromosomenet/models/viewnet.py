@@ -30,8 +30,8 @@ from timm.models import build_model_with_cfg, generate_default_cfgs, register_mo
 from torch import nn
 
 from ..data.transforms import norm_stats
-from ..labels import NUM_CLASSES
 from ..data.view import ViewInfo, ViewSpec, canonical_view, quantize
+from ..labels import NUM_CLASSES
 
 
 class ViewArch(NamedTuple):

@@ -29,15 +29,14 @@ from ..data.images import IMAGE_SUFFIXES, decode
 from ..data.loading import describe, load_splits
 from ..data.transforms import CanvasImages, cell_scales
 from ..errors import BadInputError
-from .predict import Predictor, load_classifier, predict, predict_cell
-from ..metrics.figures import risk_coverage_png
 from ..fsutil import atomic_write_text
 from ..markdown import pct as pct_number
 from ..markdown import table as md_table
-from .render import render_karyogram
+from ..metrics.figures import risk_coverage_png
 from ..models import shipped
-from .assign import (CellCall, KaryotypeCosts, assign, flag, iscn, pick_threshold,
-                        risk_coverage, tune_costs, write_call)
+from .assign import CellCall, KaryotypeCosts, assign, flag, iscn, pick_threshold, risk_coverage, tune_costs, write_call
+from .predict import Predictor, load_classifier, predict, predict_cell
+from .render import render_karyogram
 from .review import ALWAYS_REVIEW, forced_review, unflagged
 
 NORMAL_ISCN = ("46,XX", "46,XY")

@@ -23,13 +23,13 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 
-from ..data.images import IMAGE_SUFFIXES, decode_gray
 from ..data import voc
+from ..data.images import IMAGE_SUFFIXES, decode_gray
+from ..data.uploads import MAX_METAPHASE_PIXELS, image_size, read_upload
 from ..errors import BadInputError
 from ..fsutil import atomic_write_bytes, atomic_write_text
 from ..models import hub, shipped
 from ..models.detector import STRIDE, ChromosomeDetector, is_detector
-from ..data.uploads import MAX_METAPHASE_PIXELS, image_size, read_upload
 
 MAX_FILE_BYTES = 200 * 1024 * 1024  # a 40-megapixel 16-bit TIFF is ~80 MB
 # Median long side of a chromosome box at the working scale, in model px (Tseng boxes: 84 px native

@@ -26,20 +26,20 @@ from pathlib import Path
 import numpy as np
 
 from .. import labels
-from ..data.images import CANVAS
 from ..data import voc
-from .isolate import metaphase_threshold, place_on_canvas
-from .separate import isolate_boxes
-from .cells import DEFAULT_THRESHOLD, saved_costs
-from .detect import Detector, NoChromosomesError, draw_boxes, image_files, load_detector, read_metaphase, reading_order
+from ..data.images import CANVAS
+from ..data.uploads import MAX_FILES, Upload, UploadError, read_upload
 from ..errors import BadInputError
 from ..fsutil import atomic_write_text
-from .render import render_karyogram
-from .assign import CellCall, KaryotypeCosts, assign, flag, iscn, write_call
 from ..models import shipped
+from .assign import CellCall, KaryotypeCosts, assign, flag, iscn, write_call
+from .cells import DEFAULT_THRESHOLD, saved_costs
+from .detect import Detector, NoChromosomesError, draw_boxes, image_files, load_detector, read_metaphase, reading_order
+from .isolate import metaphase_threshold, place_on_canvas
 from .predict import Predictor, load_classifier, predict_cell
+from .render import render_karyogram
 from .review import forced_review
-from ..data.uploads import MAX_FILES, Upload, UploadError, read_upload
+from .separate import isolate_boxes
 
 MAX_XML_BYTES = 2 * 1024 * 1024
 CALL_RGB, FLAG_RGB = (0, 110, 230), (220, 30, 30)

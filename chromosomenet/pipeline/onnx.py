@@ -20,10 +20,10 @@ import numpy as np
 import torch
 
 from .. import labels
-from ..samples import sample_dir
 from ..data.images import CANVAS
 from ..errors import BadInputError
 from ..fsutil import atomic_write_bytes
+from ..samples import sample_dir
 from .predict import Predictor, load_classifier
 
 OPSET = 17

@@ -17,11 +17,11 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from ..data.view import ViewSpec, views_uint8
 from ..errors import ChromosomeNetError
 from ..fsutil import atomic_write_bytes
-from .assign import CellCall
 from ..labels import NAMES
-from ..data.view import ViewSpec, views_uint8
+from .assign import CellCall
 
 LAYOUT: tuple[tuple[int, ...], ...] = (
     (0, 1, 2, 3, 4),

@@ -46,8 +46,8 @@ from scipy import ndimage
 from skimage.morphology import convex_hull_image
 from skimage.segmentation import watershed
 
-from .isolate import _EIGHT, MARGIN, Isolated, Window, disk, finish, grow, isolate, isolate_window, window
 from ..data.voc import Box
+from .isolate import _EIGHT, MARGIN, Isolated, Window, disk, finish, grow, isolate, isolate_window, window
 
 MIN_PIECE = 0.05  # a piece below this share of the box's pixels is a crumb, not a split chromosome
 # Share of its box's (shorter, longer) side a separated chromosome must still cover. Boxes are

@@ -27,7 +27,6 @@ from accelerate.utils import gather_object
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 from tqdm.auto import tqdm
 
-from . import budget, checkpoint
 from ..data import viewcache
 from ..data.loading import dataset_identity, describe, load_splits
 from ..data.transforms import Augment, CanvasImages, Feed, cell_scales, norm_stats
@@ -36,6 +35,7 @@ from ..fsutil import atomic_write_text
 from ..metrics.classification import confusion, summarize
 from ..models import factory, hub
 from ..models.viewnet import is_view_model, turned
+from . import budget, checkpoint
 
 
 class TrainingError(ChromosomeNetError):

@@ -31,14 +31,14 @@ import torchvision
 from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
-from . import budget, checkpoint
 from ..data.metaphases import DetectAugment, Metaphase, describe, load_grays, release_metaphases, training_crop
-from ..pipeline.detect import Detector
-from ..metrics.detection import detection_metrics
 from ..errors import BadInputError
 from ..fsutil import atomic_write_text
+from ..metrics.detection import detection_metrics
 from ..models import hub
 from ..models.detector import DETECTOR_ARCHITECTURES
+from ..pipeline.detect import Detector
+from . import budget, checkpoint
 
 NMS_CHOICES = (0.5, 0.6, 0.7, 0.8)
 SCORE_CHOICES = tuple(round(t, 2) for t in np.arange(0.2, 0.81, 0.05))
