@@ -81,6 +81,7 @@ SEPARATED = ("; touching and crossing chromosomes split by a box-marker watershe
              "part of a neighbour (`merged`) ")
 NOT_SEPARATED = ("", "that still touch a neighbour (`merged`) ")
 
+
 @dataclass
 class ImportReport:
     out: str
@@ -114,8 +115,6 @@ class _Problem(Exception):
     def __init__(self, path: Path, problem: str, fix: str):
         super().__init__((str(path), problem, fix))
         self.problem: Problem = (str(path), problem, fix)
-
-
 
 
 def _parse_voc(xml: Path) -> list[tuple[int, str, Box | None]]:
