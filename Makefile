@@ -17,8 +17,10 @@ FINETUNE ?= 40
 ARCH   ?= chromosomenet_view_resnet10t_half
 DETECTOR ?= models/chromosomenet-detector-resnet10t-half
 DET_BUDGET ?= 140
+VER_BUDGET ?= 12
+CASES  := chromosomenet/sample_cases
 
-.PHONY: setup run train train-detector test bench sample clean
+.PHONY: setup run train train-detector train-verifier test bench sample clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -34,7 +36,7 @@ setup: $(STAMP)
 run: $(STAMP)
 	$(CLI) build-dataset $(SAMPLE) $(OUT)/dataset --overwrite
 	$(CLI) info $(OUT)/dataset
-	$(CLI) demo --model local-dir:$(MODEL) --data $(OUT)/dataset --metaphases $(METAPHASES) --out $(OUT)/demo
+	$(CLI) demo --model local-dir:$(MODEL) --data $(OUT)/dataset --metaphases $(METAPHASES) --cases $(CASES) --out $(OUT)/demo
 
 # Retrain the shipped model (about $(BUDGET) + $(FINETUNE) min on 2 CPU cores): the full release minus the sample's
 # cases imported with separation, grouped split, the canonical-view $(ARCH) from scratch on a time budget; then tune the
@@ -67,6 +69,8 @@ sample: $(STAMP)
 	$(CLI) import-tseng $(FULL) $(SAMPLE) --cells tools/sample_cells.txt --separate --overwrite
 	for s in $$(cat tools/sample_cells.txt); do cp $(FULL)/24_chromosomes_object/JEPG/$$s.jpg \
 		$(FULL)/24_chromosomes_object/annotations/$$s.xml $(METAPHASES)/; done
+	for c in 110102 105618; do mkdir -p $(CASES)/$$c; for f in $(FULL)/24_chromosomes_object/JEPG/$$c?.jpg; do \
+		cp $$f $(FULL)/24_chromosomes_object/annotations/$$(basename $$f .jpg).xml $(CASES)/$$c/; done; done
 
 clean:
 	rm -rf $(OUT)
@@ -79,3 +83,11 @@ train-detector: $(STAMP)
 	mkdir -p $(DETECTOR)
 	cd $(WORK)/detector && cp config.json model.safetensors README.md log.csv train_report.json split_cases.csv \
 		metaphases.csv $(abspath $(DETECTOR))/
+	$(MAKE) train-verifier
+
+# Retrain the verifier beside the shipped detector (about $(VER_BUDGET) min on 2 CPU cores): the detector's own
+# candidates on its own splits, minus the sample's cases; then copy it beside the detector.
+train-verifier: $(STAMP)
+	$(CLI) train-verifier $(FULL) $(WORK)/verifier --detector $(DETECTOR) --exclude-cells tools/sample_cells.txt \
+		--time-budget $(VER_BUDGET)
+	$(PY) tools/ship_verifier.py $(WORK)/verifier $(DETECTOR)

@@ -38,6 +38,7 @@ from chromosomenet.labels import NUM_CLASSES
 from chromosomenet.metrics.detection import detection_metrics, match_boxes
 from chromosomenet.models import shipped
 from chromosomenet.pipeline.assign import iscn
+from chromosomenet.pipeline.cases import case_row
 from chromosomenet.pipeline.detect import load_detector
 from chromosomenet.pipeline.metaphase import MetaphaseConfig, class_of, karyotype_one, load_pipeline
 
@@ -105,16 +106,18 @@ def main() -> None:
     ap.add_argument("--classifier", default=shipped.default_spec())
     ap.add_argument("--limit", type=int, help="first N test metaphases")
     ap.add_argument("--sheet", type=Path)
+    ap.add_argument("--no-verify", action="store_true", help="the detector alone: its own score threshold and NMS")
     a = ap.parse_args()
     folder = Path(a.detector.split(":", 1)[1])
     test = release_metaphases(a.src, folder / "split_cases.csv")["test"][:a.limit]
-    detector = load_detector(a.detector)
+    detector = load_detector(a.detector, verify=not a.no_verify)
     pipe = load_pipeline(MetaphaseConfig(images=(), out=Path("."), classifier=a.classifier, detector=a.detector))
+    pipe.detector = detector
     thr = detector.operating["score_threshold"]
     truth, found, det_s, bare_s = [], [], [], []
     tally = {m: {"matched": 0, "right_before": 0, "right_after": 0, "n": 0, "normal": 0, "normal_exact": 0,
                  "false_aneuploidy": 0} for m in ("bare", "annotated")}
-    kinds, misses, falses = [0, 0], [], []
+    kinds, misses, falses, cases = [0, 0], [], [], {}
     work = Path(tempfile.mkdtemp(prefix="bench_detect."))
     for m in test:
         gray = decode_gray(m.image.read_bytes(), str(m.image))
@@ -137,6 +140,8 @@ def main() -> None:
         t0 = time.perf_counter()
         bare = karyotype_one(pipe, gray, m.image.name, work / "bare")
         bare_s.append(time.perf_counter() - t0)
+        cases.setdefault(m.case, []).append({**bare.row, "true_iscn": true_iscn, "true_n": len(m.boxes),
+                                             "type": m.karyotype_type})
         for mode, r in (("bare", bare), ("annotated", ann)):
             t = tally[mode]
             before, after = r.probs.argmax(1), np.asarray(r.call.labels)
@@ -170,6 +175,22 @@ def main() -> None:
                  ("false boxes: on a chromosome (a part, two as one, a double)", kinds[1]),
                  ("count error per metaphase (found − annotated): min / median / max",
                   f"{min(det['count_error'])} / {int(np.median(det['count_error']))} / {max(det['count_error'])}")):
+        print(f"| {k} | {v} |")
+    cells = [c for cs in cases.values() for c in cs]
+    normal = [c for c in cells if c["type"] == "normal" and c["true_iscn"] in NORMAL_ISCN]
+    final = [c for c in normal if not c["count_review"]]
+    normal_cases = {k: cs for k, cs in cases.items() if all(c["type"] == "normal" for c in cs)}
+    truths = {k: max({c["true_iscn"] for c in cs}, key=[c["true_iscn"] for c in cs].count) for k, cs in normal_cases.items()}
+    called = {k: case_row(k, cs) for k, cs in normal_cases.items()}
+    print(f"\n## The count's doubts and the case ({len(normal)} normal metaphases, {len(normal_cases)} normal cases)\n")
+    print("| measure | value |\n|---|---|")
+    for k, v in (("normal metaphases whose count is final (`count_review` false)", f"{len(final)} / {len(normal)}"),
+                 ("… of them with a wrong count", f"{sum(c['n'] != c['true_n'] for c in final)} "
+                  f"({pct(sum(c['n'] != c['true_n'] for c in final) / max(len(final), 1))} %)"),
+                 ("normal cases with the exact ISCN in cases.csv",
+                  f"{sum(called[k]['predicted_iscn'] == truths[k] for k in called)} / {len(called)} "
+                  f"({pct(sum(called[k]['predicted_iscn'] == truths[k] for k in called) / max(len(called), 1))} %)"),
+                 ("normal cases sent to review", f"{sum(bool(r['review']) for r in called.values())} / {len(called)}")):
         print(f"| {k} | {v} |")
     print("\n## End to end: the bare image against the annotated boxes (same separation, classifier, assignment)\n")
     print("| measure | bare image | annotated boxes |\n|---|---|---|")

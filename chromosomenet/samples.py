@@ -12,3 +12,8 @@ def sample_dir() -> Path:
 def sample_metaphases_dir() -> Path:
     """The 22 metaphase images the embedded sample's chromosomes were cut from, with their VOC boxes."""
     return Path(__file__).parent / "sample_metaphases"
+
+
+def sample_cases_dir() -> Path:
+    """Two of the sample's cases, every metaphase of each (a folder per case), with their VOC boxes."""
+    return Path(__file__).parent / "sample_cases"

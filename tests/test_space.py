@@ -265,6 +265,19 @@ def test_api_karyotypes_a_bare_metaphase(client: Client, engine: Engine, tmp_pat
     assert sorted(Path(d).suffix for d in downloads) == [".csv", ".json", ".png", ".png"]
 
 
+def test_api_karyotypes_a_case(client: Client, engine: Engine, tmp_path: Path):
+    """The metaphases of one sample case: each karyotyped, the case called from its final counts."""
+    from chromosomenet import sample_cases_dir
+
+    from chromosomenet.apps.engine import karyotype_case
+
+    files = sorted((sample_cases_dir() / "105618").glob("*.jpg"))
+    text, table, gallery = client.predict([handle_file(str(f)) for f in files], api_name="/karyotype_case")
+    want = karyotype_case(engine, files, tmp_path)
+    assert f"**{want.case['predicted_iscn']}**" in text and len(table["data"]) == len(files) == len(gallery)
+    assert want.case["metaphases"] == 5 and want.case["predicted_iscn"] == "46,XY"
+
+
 def test_a_blank_upload_gets_one_sentence(client: Client, tmp_path: Path):
     Image.new("L", (700, 500), 236).save(tmp_path / "blank.png")
     with pytest.raises(AppError, match="blank.png: no chromosomes found"):

@@ -21,9 +21,19 @@ def _karyotype(a: argparse.Namespace) -> None:
                                                     detector=a.detector, boxes=a.boxes, costs=a.costs,
                                                     cell_scale=not a.no_cell_scale))
         for r in rows:
-            print(f"{r['cell']}: {r['predicted_iscn'] or 'no karyotype called'} ({r['n']} chromosomes from the "
+            print(f"{r['case'] + '/' if r.get('case') else ''}{r['cell']}: {r['predicted_iscn'] or 'no karyotype called'} "
+                  f"({r['n']} chromosomes from the "
                   f"{r['boxes_from']}, {r['flagged']} flagged)" + (f"; {r['message']}" if r["message"] else "")
                   + (f"; {r['notes']}" if r["notes"] else ""))
+        if rows and "case" in rows[0]:
+            import csv
+
+            with open(Path(a.out) / "cases.csv", newline="") as f:
+                for c in csv.DictReader(f):
+                    print(f"case {c['case']}: {c['predicted_iscn'] or 'no karyotype called'} from {c['final']} of "
+                          f"{c['metaphases']} metaphases with a final count" + (f"; {c['message']}" if c["message"] else ""))
+            print(f"wrote {a.out}/cases.csv, cells.csv and per case <case>/karyograms/, metaphases/, calls/, boxes/")
+            return
         print(f"wrote {a.out}/cells.csv, karyograms/, metaphases/, calls/, boxes/")
         return
     if a.boxes or a.detector:
@@ -50,7 +60,7 @@ def _demo(a: argparse.Namespace) -> None:
 
     model = a.model or default_spec()
     readme = run_demo(DemoConfig(model=model, data=a.data, out=Path(a.out), split=a.split, costs=a.costs,
-                                 metaphases=a.metaphases, detector=a.detector))
+                                 metaphases=a.metaphases, detector=a.detector, cases=a.cases))
     print(f"report: {readme}")
 
 
@@ -94,6 +104,8 @@ def add_cell_parsers(sub) -> None:
     p.add_argument("--metaphases", help="a folder of metaphase images and their <stem>.xml VOC boxes: also karyotype "
                                         "them from the bare images, beside the annotated boxes")
     p.add_argument("--detector", help="with --metaphases: local-dir:PATH or hf-hub:ORG/NAME (default: the shipped one)")
+    p.add_argument("--cases", help="a folder of case folders of metaphase images: karyotype each case from its bare "
+                                   "images (cells.csv, cases.csv) into the report")
     p.add_argument("--out", required=True)
     p.set_defaults(func=_demo)
 

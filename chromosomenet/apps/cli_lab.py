@@ -1,4 +1,4 @@
-"""The verbs of a laboratory's own input and of deployment: ``train-detector``, ``detect``, ``adapt``,
+"""The verbs of a laboratory's own input and of deployment: ``train-detector``, ``train-verifier``, ``detect``, ``adapt``,
 ``export-onnx`` (argument parsing only; :func:`add_lab_parsers` adds them to ``chromosomenet``'s parser)."""
 from __future__ import annotations
 
@@ -25,6 +25,23 @@ def _train_detector(a: argparse.Namespace) -> None:
     print(f"{a.out}: finished, best epoch {r['best_epoch']}" + (
         f"; test AP50 {100 * t['ap50']:.2f}%, AP50:95 {100 * t['ap50_95']:.2f}%, recall {100 * t['recall50']:.2f}%, "
         f"exact count {100 * t['exact_count']:.1f}% of {t['images']} metaphases" if t else ""))
+
+
+def _train_verifier(a: argparse.Namespace) -> None:
+    from ..training.verifier import VerifierTrainConfig, train_verifier
+
+    exclude = tuple(Path(a.exclude_cells).read_text().split()) if a.exclude_cells else ()
+    r = train_verifier(VerifierTrainConfig(
+        src=a.src, out=Path(a.out), detector=a.detector, exclude_cells=exclude, lr=a.lr, epochs=a.epochs,
+        time_budget=a.time_budget, seed=a.seed, limit=a.limit, resume=a.resume, stop_after=a.stop_after))
+    if not r["finished"]:
+        print(f"{a.out}: stopped after epoch {r['epochs_run']} (continue with --resume)")
+        return
+    t, d = r["test_metrics"], r["test_detector_alone"]
+    print(f"{a.out}: finished, best epoch {r['best_epoch']}; copy verifier.safetensors and verifier.json beside the "
+          "detector" + (f"; test recall {100 * t['recall50']:.2f}%, precision {100 * t['precision50']:.2f}%, exact "
+                        f"count {100 * t['exact_count']:.1f}% (the detector alone: {100 * d['exact_count']:.1f}%) of "
+                        f"{t['images']} metaphases" if t else ""))
 
 
 def _detect(a: argparse.Namespace) -> None:
@@ -75,6 +92,22 @@ def add_lab_parsers(sub) -> None:
     p.add_argument("--resume", action="store_true")
     p.add_argument("--stop-after", type=int, help="end this invocation after N epochs (resume later)")
     p.set_defaults(func=_train_detector)
+
+    p = sub.add_parser("train-verifier", help="train the verifier that picks each chromosome once and whole among a "
+                                              "detector's candidates (minutes on a CPU)")
+    p.add_argument("src", help="the release folder the detector was trained on")
+    p.add_argument("out", help="run folder: checkpoint, log.csv, then verifier.safetensors + verifier.json")
+    p.add_argument("--detector", default="models/chromosomenet-detector-resnet10t-half",
+                   help="a trained detector folder (its split_cases.csv sets the splits)")
+    p.add_argument("--exclude-cells", help="file of image stems whose cases never enter (the embedded sample)")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--epochs", type=int, default=8, help="at most this many (a --time-budget may plan fewer)")
+    p.add_argument("--time-budget", type=float, metavar="MINUTES", help="plan the run to end within MINUTES")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--limit", type=int, help="first N metaphases per split (smoke runs)")
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--stop-after", type=int, help="end this invocation after N epochs (resume later)")
+    p.set_defaults(func=_train_verifier)
 
     p = sub.add_parser("detect", help="chromosome boxes for bare metaphase images: Pascal VOC + a picture each")
     p.add_argument("images", nargs="+", help="metaphase images or folders of them")

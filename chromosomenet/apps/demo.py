@@ -42,6 +42,7 @@ class DemoConfig:
     costs: str | None = None        # default: the model folder's karyotype_costs.json
     metaphases: str | None = None   # a folder of metaphase images and their <stem>.xml VOC boxes
     detector: str | None = None     # default: the shipped detector
+    cases: str | None = None        # a folder of case folders of metaphase images: cells.csv and cases.csv
     timing_samples: int = 200
     progress: bool = True
 
@@ -84,6 +85,7 @@ def run_demo(cfg: DemoConfig) -> Path:
     pictures = "\n\n".join(f"### {c['cell']}: {c['predicted_iscn']}\n\n![karyogram of {c['cell']}](cells/karyograms/{c['cell']}.png)"
                            for c in cells)
     bare = _bare_metaphases(cfg, out) if cfg.metaphases else ""
+    bare += _cases(cfg, out) if cfg.cases else ""
     text = f"""# chromosomenet demo: `{cfg.model}` on `{cfg.data}` ({cfg.split})
 
 {headline}
@@ -107,6 +109,32 @@ the annotated ones come from the release's karyotype files.
 """
     atomic_write_text(out / "README.md", text)
     return out / "README.md"
+
+
+def _cases(cfg: DemoConfig, out: Path) -> str:
+    """Karyotype a folder of case folders from the bare images, as a lab reports a patient: the Markdown section."""
+    pipe = load_pipeline(MetaphaseConfig(images=(), out=out, classifier=cfg.model, detector=cfg.detector, costs=cfg.costs))
+    cells = karyotype_metaphases(MetaphaseConfig(images=(cfg.cases,), out=out / "cases"), pipe)
+    with open(out / "cases" / "cases.csv", newline="") as f:
+        cases = list(csv.DictReader(f))
+    truth = {p.stem: int(_read_voc(p)[0].shape[0]) for p in Path(cfg.cases).glob("*/*.xml")}
+    case_table = md_table(["case", "metaphases", "final counts", "counts seen", "called", "mosaicism", "review", "message"],
+                          [[c["case"], c["metaphases"], c["final"], c["counts"], f"`{c['predicted_iscn']}`",
+                            c["mosaicism"] or "–", c["review"], c["message"]] for c in cases])
+    cell_table = md_table(["case", "metaphase", "annotated count", "count", "called", "count final", "message"],
+                          [[c["case"], c["cell"], truth.get(c["cell"], "–"), c["n"], f"`{c['predicted_iscn']}`",
+                            "no" if c["count_review"] else "yes", c["message"]] for c in cells])
+    return f"""
+## A case, as a lab reports it
+
+`chromosomenet karyotype --metaphase {cfg.cases}`: one folder per case, every metaphase from its bare
+image; `cases.csv` calls each case from its cells whose count is final (a clone of two cells with the
+same gain, or three with the same loss, makes a mosaic).
+
+{case_table}
+
+{cell_table}
+"""
 
 
 def _read_voc(path: Path) -> tuple[np.ndarray, list[int | None]]:
@@ -136,6 +164,7 @@ def _bare_metaphases(cfg: DemoConfig, out: Path) -> str:
             n[k] += m[k]
         calls = (a["annotated_iscn"], a["predicted_iscn"], b["predicted_iscn"])
         rows.append([b["cell"], *(f"`{v}`" if v else "none called" for v in calls),
+                     "**review**" if b["count_review"] else "final",
                      f"{m['found']} / {m['true']}", m["matched"], f"{m['right']} / {m['matched']}",
                      f"![{b['cell']}](metaphases/bare/metaphases/{b['cell']}.png)"])
     det = detection_metrics(truth, found, 0.5)
@@ -145,11 +174,14 @@ def _bare_metaphases(cfg: DemoConfig, out: Path) -> str:
         ["chromosomes found / annotated", f"{n['found']} / {n['true']}", f"{n['true']} / {n['true']}"],
         ["detection recall / precision at IoU 0.5", f"{pct(det['recall50'])} / {pct(det['precision50'])} %", "–"],
         ["metaphases with the exact chromosome count", f"{pct(det['exact_count'])} %", "100 %"],
+        ["metaphases whose count is final (`count_review` false): wrong count among them",
+         f"{len(final)} / {len(bare)}: {sum(b['n'] != int(a['n']) for b, a in final)}", "–"],
         ["calls right, of the chromosomes matched to an annotated box",
          f"{pct(n['right'] / max(n['matched'], 1))} % ({n['right']} / {n['matched']})", "–"],
         ["seconds per metaphase (read, detect, separate, classify, assign, draw)", f"{seconds:.2f}", "–"]])
+    final = [(b, a) for b, a in zip(bare, annotated) if not b["count_review"]]
     table = md_table(["metaphase", "annotated", "called from the annotated boxes", "called from the bare image",
-                      "found / annotated", "matched (IoU ≥ 0.5)", "calls right of matched", "boxes found"], rows)
+                      "count", "found / annotated", "matched (IoU ≥ 0.5)", "calls right of matched", "boxes found"], rows)
     return f"""
 ## From the bare metaphase images
 

@@ -25,11 +25,14 @@ from ..models import shipped
 from ..models.viewnet import is_view_model
 from ..pipeline.assign import CellCall, KaryotypeCosts, assign, call_table, flag, write_call
 from ..pipeline.cells import DEFAULT_THRESHOLD, saved_costs
+from ..pipeline.cases import case_row
 from ..pipeline.detect import Detector, load_detector, read_metaphase
 from ..pipeline.metaphase import Pipeline, karyotype_one
 from ..pipeline.predict import Predictor, load_classifier, predict_canvases, predict_cell
 from ..pipeline.render import render_karyogram
 from .cam import grad_cam, overlay
+
+MAX_CASE_METAPHASES = 20  # a lab counts 15–20 metaphases of a case and karyotypes a few
 
 
 class Engine:
@@ -130,6 +133,7 @@ class CellResult:
     csv: Path
     json: Path
     picture: Path | None = None  # a metaphase's boxes, each labelled by its call
+    message: str = ""            # the count's doubts and the call's message (a metaphase's cells.csv message)
 
 
 def karyotype_canvases(engine: Engine, canvases: list[np.ndarray], ids: list[str], out_dir: Path,
@@ -178,4 +182,31 @@ def karyotype_metaphase(engine: Engine, image_path: str | Path, xml_path: str | 
     if any(r.annotated):
         for row, name in zip(rows, r.annotated):
             row["annotated"] = name or "?"
-    return CellResult(r.call, rows, r.karyogram, r.calls_csv, r.calls_csv.with_suffix(".json"), r.picture)
+    return CellResult(r.call, rows, r.karyogram, r.calls_csv, r.calls_csv.with_suffix(".json"), r.picture,
+                      r.row["message"])
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    case: dict                    # the cases.csv row
+    cells: list[dict]             # the cells.csv rows, one per metaphase
+    pictures: list[tuple[str, str]]  # (karyogram, caption) per metaphase
+
+
+def karyotype_case(engine: Engine, paths: list[str | Path], out_dir: Path) -> CaseResult:
+    """The bare metaphase images of one patient: each karyotyped, then the case called from them (:mod:`.cases`)."""
+    paths = list(paths or [])
+    if not paths:
+        raise UploadError("upload", "no metaphase images were given", "upload the metaphase images of one case")
+    if len(paths) > MAX_CASE_METAPHASES:
+        raise UploadError("upload", f"{len(paths)} images is over the limit of {MAX_CASE_METAPHASES}",
+                          "upload the metaphases of one case")
+    pipe = Pipeline(engine.predictor, engine.costs, engine.threshold, engine.detector())
+    cells, pictures = [], []
+    for path in paths:
+        gray, name = read_metaphase(path)
+        r = karyotype_one(pipe, gray, name, out_dir, None)
+        cells.append(r.row)
+        pictures.append((str(r.karyogram), f"{r.row['cell']}: {r.row['predicted_iscn'] or 'no karyotype'}"
+                         + (" (count under review)" if r.row["count_review"] else "")))
+    return CaseResult(case_row("uploaded case", cells), cells, pictures)

@@ -6,9 +6,11 @@
   (the detector finds the chromosomes; Pascal-VOC boxes optional, the Tseng release format) →
   karyogram, the metaphase with every box labelled by its call, ISCN count string, per-chromosome
   table with review flags, downloads (PNG, CSV, JSON).
+* **A case** — the bare metaphase images of one patient → each karyotyped, and the case's karyotype
+  as a lab reports it (its cells with a final count; a clone makes a mosaic).
 
 The work is done by plain functions in :mod:`.engine` (``classify_chromosome``, ``karyotype_files``,
-``karyotype_metaphase``) that raise :class:`~chromosomenet.errors.ChromosomeNetError` with one
+``karyotype_metaphase``, ``karyotype_case``) that raise :class:`~chromosomenet.errors.ChromosomeNetError` with one
 sentence; the page turns that into an error message and keeps serving. Uploads go through
 :mod:`.uploads` (caps, header checks, safe zip extraction); weights load via
 :func:`~chromosomenet.pipeline.predict.load_classifier` (safetensors only, never pickles).
@@ -35,8 +37,9 @@ from ..data.uploads import MAX_FILE_BYTES, MAX_FILES, UploadError
 from ..errors import ChromosomeNetError
 from ..models import shipped
 from ..pipeline.assign import iscn
-from ..samples import sample_dir, sample_metaphases_dir
-from .engine import CellResult, Engine, classify_chromosome, karyotype_files, karyotype_metaphase
+from ..samples import sample_cases_dir, sample_dir, sample_metaphases_dir
+from .engine import (MAX_CASE_METAPHASES, CellResult, Engine, classify_chromosome, karyotype_case, karyotype_files,
+                     karyotype_metaphase)
 
 log = logging.getLogger(__name__)
 ENV_MODEL = "CHROMOSOMENET_MODEL"
@@ -106,6 +109,7 @@ def build_app(model_spec: str | None, detector_spec: str | None = None) -> "gr.B
     work = Path(tempfile.mkdtemp(prefix="chromosomenet-space-"))  # examples + per-request outputs
     atexit.register(shutil.rmtree, work, True)
     singles, cells, metaphases = _examples(work)
+    case_example = [str(shutil.copy(p, work)) for p in sorted(sample_cases_dir().glob("110102/*.jpg"))]
 
     def fresh_dir() -> Path:
         for old in (work / "requests").glob("*") if (work / "requests").exists() else ():
@@ -141,7 +145,7 @@ def build_app(model_spec: str | None, detector_spec: str | None = None) -> "gr.B
         df = pd.DataFrame(r.rows).rename(columns={"flag": "review"})
         n_flag = int(df["review"].sum()) if len(df) else 0
         note = (f"{len(r.rows)} chromosomes; {n_flag} flagged for review (confidence < {engine.threshold:.4g}; {engine.costs_from})."
-                + (f" {r.call.message}" if r.call.message else ""))
+                + (f" {r.message or r.call.message}" if r.message or r.call.message else ""))
         files = [str(r.karyogram), str(r.csv), str(r.json)] + ([str(r.picture)] if r.picture else [])
         return (str(r.karyogram), str(r.picture) if r.picture else None, r.call.iscn or "no karyotype called", note,
                 df, files)
@@ -153,6 +157,16 @@ def build_app(model_spec: str | None, detector_spec: str | None = None) -> "gr.B
     @guarded
     def on_metaphase(image, xml):
         return cell_outputs(karyotype_metaphase(engine, image, xml, fresh_dir()))
+
+    @guarded
+    def on_case(paths):
+        r = karyotype_case(engine, paths, fresh_dir())
+        c = r.case
+        text = (f"**{c['predicted_iscn'] or 'no karyotype called'}** from {c['final']} of {c['metaphases']} metaphases "
+                f"with a final count (counts seen: {c['counts']})" + ("; **review**" if c["review"] else "")
+                + (f". {c['message']}" if c["message"] else ""))
+        cols = ["cell", "n", "predicted_iscn", "count_review", "flagged", "message"]
+        return text, pd.DataFrame([{k: row[k] for k in cols} for row in r.cells]), r.pictures
 
     with gr.Blocks(title="ChromosomeNet", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
         gr.Markdown("# ChromosomeNet: chromosome classification and karyotyping\n"
@@ -210,6 +224,19 @@ def build_app(model_spec: str | None, detector_spec: str | None = None) -> "gr.B
                 c.render()
             k_btn.click(on_cell, k_in, outs, api_name="karyotype")
             m_btn.click(on_metaphase, [m_img, m_xml], outs, api_name="karyotype_metaphase")
+        with gr.Tab("A case"):
+            gr.Markdown("The bare metaphase images of one patient: each is karyotyped, then the case is called from "
+                        "the metaphases whose count is final, as a lab reports it (a clone of two cells with the same "
+                        "gain, or three with the same loss, is a mosaic).")
+            s_in = gr.File(label=f"The metaphase images of one case (≤ {MAX_CASE_METAPHASES})", file_count="multiple",
+                           file_types=["image"], elem_id="case-upload")
+            s_btn = gr.Button("Karyotype the case", variant="primary", elem_id="karyotype-case")
+            s_out = [gr.Markdown(elem_id="case-call"), gr.Dataframe(label="Metaphases"),
+                     gr.Gallery(label="Karyograms", columns=3)]
+            if case_example:
+                gr.Examples([[case_example]], s_in, s_out, on_case, run_on_click=True, cache_examples=False,
+                            example_labels=["case 110102 of the embedded sample (6 metaphases)"])
+            s_btn.click(on_case, s_in, s_out, api_name="karyotype_case")
         gr.Markdown(f"Uploads: ≤ {MAX_FILE_BYTES // 2**20} MB per file, ≤ {MAX_FILES} images per cell; zips are "
                     "checked before extraction. Karyotype prior: "
                     + (f"{engine.costs_from}; review threshold {engine.threshold:.4g}" if engine else "no model")

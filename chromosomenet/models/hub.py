@@ -95,6 +95,21 @@ Load it after `import chromosomenet` (which registers the architecture with timm
 """
 
 
+def files_of(spec: str, patterns: tuple[str, ...] = ("verifier.*",)) -> Path | None:
+    """The folder holding a model repo's extra files (``patterns``): a local folder as it is; an ``hf-hub:``
+    repo's snapshot of those files (from the cache when offline); None for a bare timm name or no snapshot."""
+    if spec.startswith("hf-hub:"):
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import LocalEntryNotFoundError
+
+        try:
+            return Path(snapshot_download(spec.split(":", 1)[1], allow_patterns=list(patterns)))
+        except (LocalEntryNotFoundError, OSError):
+            return None
+    folder = Path(spec.removeprefix("local-dir:"))
+    return folder if folder.is_dir() else None
+
+
 def repo_name(model: str) -> str:
     """Hub repo name of a model: ``chromosomenet-resnet50``, ``chromosomenet-view-resnet18``."""
     return model.replace("_", "-") if model.startswith("chromosomenet") else f"chromosomenet-{model}"
@@ -220,8 +235,11 @@ def push_model(run_dir: str | Path, repo_id: str, *, private: bool = False, toke
 
 
 
-def write_detector_card(run_dir: str | Path, report: dict) -> None:
-    """README.md card of a trained detector from its run report (test numbers, recipe, data, limits)."""
+def write_detector_card(run_dir: str | Path, report: dict, verifier: dict | None = None) -> None:
+    """README.md card of a trained detector from its run report (test numbers, recipe, data, limits) and,
+    with a ``verifier`` report, the section on the verifier beside it."""
+    from .verifier import card_section
+
     run_dir = Path(run_dir)
     cfg, op, test = report["config"], report["operating_point"], report["test_metrics"]
     repo = repo_name(cfg["model"])
@@ -281,6 +299,7 @@ them.
 
 {_table(["setting", "value"], recipe)}
 
+{card_section(verifier, _table) if verifier else ""}
 ## Usage
 
 ```python

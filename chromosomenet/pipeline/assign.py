@@ -213,7 +213,11 @@ def _call(labels: np.ndarray, conf: np.ndarray, cost: float, plausible: bool, me
     sex, text = "", ""
     if plausible:
         sex, text = _sex(counts), iscn(counts)
-        if not _is_normal(counts):
+        if not known_karyotype(counts):
+            plausible = False
+            message = (f"{text} is a count no cell is known to have: an object was likely missed, doubled or split; "
+                       "check the boxes")
+        elif not _is_normal(counts):
             message = (f"abnormal count {text}: confirm in further metaphases (a lost, overlapping or extra "
                        "object can mimic aneuploidy)")
     return CellCall(labels=tuple(int(c) for c in labels), confidence=tuple(float(c) for c in conf),
@@ -235,6 +239,20 @@ def _check_counts(counts: Sequence[int] | np.ndarray) -> np.ndarray:
 
 def _sex(counts: np.ndarray) -> str:
     return "X" * int(counts[X_ID]) + "Y" * int(counts[Y_ID])
+
+
+# Sex chromosome complements seen in live-born or prenatal cells (the polysomies up to five).
+KNOWN_SEX = frozenset({"X", "XX", "XY", "XXX", "XXY", "XYY", "XXXX", "XXXY", "XXYY", "XYYY",
+                       "XXXXX", "XXXXY", "XXXYY", "XXYYY"})
+
+
+def known_karyotype(counts: Sequence[int] | np.ndarray) -> bool:
+    """A numerical karyotype a cell can have: every autosome twice but at most one three times (a
+    trisomy; autosomal monosomies are not seen in living cells), and a known sex complement."""
+    c = np.asarray(counts)
+    auto = c[:X_ID]
+    return (bool(((auto == 2) | (auto == 3)).all()) and int((auto == 3).sum()) <= 1
+            and _sex(c) in KNOWN_SEX)
 
 
 def _is_normal(counts: np.ndarray) -> bool:

@@ -30,6 +30,7 @@ from ..errors import BadInputError
 from ..fsutil import atomic_write_bytes, atomic_write_text
 from ..models import hub, shipped
 from ..models.detector import STRIDE, ChromosomeDetector, is_detector
+from .verify import Seen, Verifier, load_verifier
 
 MAX_FILE_BYTES = 200 * 1024 * 1024  # a 40-megapixel 16-bit TIFF is ~80 MB
 # Median long side of a chromosome box at the working scale, in model px (Tseng boxes: 84 px native
@@ -37,6 +38,7 @@ MAX_FILE_BYTES = 200 * 1024 * 1024  # a 40-megapixel 16-bit TIFF is ~80 MB
 TRAINED_MEDIAN_BOX = 50.0
 RESCALE_BAND = 1.5
 MIN_BOXES_TO_RESCALE = 8
+SCALE_LADDER = (1 / 2, 1 / 3, 1 / 4, 2.0)  # tried when the working scale finds fewer boxes than that
 
 
 class NoChromosomesError(BadInputError):
@@ -52,12 +54,20 @@ class Detections:
     width: int
     height: int
     notes: tuple[str, ...] = field(default=())
+    doubt: np.ndarray | None = None  # (N,) bool, from a verifier: the count depends on this box (see .verify)
 
     @property
     def kept(self) -> "Detections":
         keep = self.scores >= self.threshold
         return Detections(self.boxes[keep], self.scores[keep], self.threshold, self.scale, self.width,
-                          self.height, self.notes)
+                          self.height, self.notes, None if self.doubt is None else self.doubt[keep])
+
+    @property
+    def left_out_doubts(self) -> np.ndarray:
+        """Boxes below the threshold the count may still need (a verifier's doubts): (M, 4)."""
+        if self.doubt is None:
+            return np.zeros((0, 4), np.float32)
+        return self.boxes[(self.scores < self.threshold) & self.doubt]
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -83,14 +93,21 @@ def reading_order(boxes: np.ndarray) -> np.ndarray:
 
 
 class Detector:
-    """A loaded chromosome detector: grey metaphase (H, W) uint8 → :class:`Detections`."""
+    """A loaded chromosome detector: grey metaphase (H, W) uint8 → :class:`Detections`. With a ``verifier``
+    (:mod:`.verify`) the boxes are its choice among the detector's candidates and the scores its p."""
 
-    def __init__(self, model: ChromosomeDetector, spec: str = "in memory", auto_scale: bool = True):
-        self.spec, self.model, self.auto_scale = spec, model.eval(), auto_scale
+    def __init__(self, model: ChromosomeDetector, spec: str = "in memory", auto_scale: bool = True,
+                 verifier: Verifier | None = None):
+        self.spec, self.model, self.auto_scale, self.verifier = spec, model.eval(), auto_scale, verifier
         self.operating = dict(model.operating)
+        if verifier:  # the verifier reads the candidates FCOS merged only where they are near copies
+            model.set_operating_point(nms_threshold=verifier.op.pre_nms)
+        self._feature: list[torch.Tensor] = []
+        model.fcos.backbone.register_forward_hook(lambda _m, _i, out: self._feature.append(out["0"]))
 
     @torch.inference_mode()
-    def _run(self, gray: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    def see(self, gray: np.ndarray, scale: float) -> Seen:
+        """One pass at ``scale``: every candidate above FCOS's floor, and the maps a verifier reads."""
         h, w = gray.shape
         x = torch.tensor(gray, dtype=torch.float32).div_(255.0)[None, None]
         size = (max(1, round(h * scale)), max(1, round(w * scale)))
@@ -98,10 +115,15 @@ class Detector:
             x = F.interpolate(x, size=size, mode="bilinear", antialias=scale < 1, align_corners=False)
         pad_h, pad_w = (-size[0]) % STRIDE, (-size[1]) % STRIDE
         x = F.pad(x, (0, pad_w, 0, pad_h), value=1.0)[0]  # white, as the slide around the metaphase
+        self._feature.clear()
         out = self.model([x])[0]
-        boxes = out["boxes"].numpy() / np.array([size[1] / w, size[0] / h, size[1] / w, size[0] / h])
-        boxes = np.clip(boxes, 0, [w, h, w, h]).astype(np.float32)
-        return boxes, out["scores"].numpy().astype(np.float32)
+        factor = np.array([size[1] / w, size[0] / h, size[1] / w, size[0] / h], dtype=np.float32)
+        boxes = np.clip(out["boxes"].numpy() / factor, 0, [w, h, w, h]).astype(np.float32)
+        return Seen(boxes, out["scores"].numpy().astype(np.float32), factor, self._feature.pop(), x[None])
+
+    def _run(self, gray: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
+        seen = self.see(gray, scale)
+        return seen.boxes, seen.scores
 
     def __call__(self, gray: np.ndarray, scale: float | None = None, name: str = "image") -> Detections:
         """Every detection above FCOS's floor (``.kept``: at or above the operating threshold); ``name``
@@ -116,28 +138,52 @@ class Detector:
         if scale > cap:
             notes.append(f"the {w}×{h} image was scaled down to {op['max_side']:g} px on its longer side")
             scale = cap
-        boxes, scores = self._run(gray, scale)
-        kept = boxes[scores >= op["score_threshold"]]
-        if self.auto_scale and len(kept) >= MIN_BOXES_TO_RESCALE:
-            median = float(np.median(np.maximum(kept[:, 2] - kept[:, 0], kept[:, 3] - kept[:, 1]))) * scale
-            if not 1 / RESCALE_BAND <= median / TRAINED_MEDIAN_BOX <= RESCALE_BAND:
-                better = min(scale * TRAINED_MEDIAN_BOX / median, cap)
-                notes.append(f"chromosomes were {median / scale:.0f} px long at the median: detected again at "
-                             f"scale {better:.3g} instead of {scale:.3g}")
-                scale = better
-                boxes, scores = self._run(gray, scale)
-        return Detections(boxes, scores, op["score_threshold"], scale, w, h, tuple(notes))
+        seen = self.see(gray, scale)
+        if self.auto_scale:
+            seen, scale = self._fit_scale(gray, seen, scale, cap, notes)
+        if self.verifier:
+            c = self.verifier(gray, seen)
+            return Detections(c.boxes, c.p, self.verifier.op.threshold, scale, w, h, tuple(notes), c.doubt)
+        return Detections(seen.boxes, seen.scores, op["score_threshold"], scale, w, h, tuple(notes))
+
+    def _strong(self, seen: Seen, scale: float) -> tuple[int, float]:
+        """(confident boxes, their median long side in model px) of a pass at ``scale``."""
+        kept = seen.boxes[seen.scores >= self.operating["score_threshold"]]
+        if not len(kept):
+            return 0, 0.0
+        return len(kept), float(np.median(np.maximum(kept[:, 2] - kept[:, 0], kept[:, 3] - kept[:, 1]))) * scale
+
+    def _fit_scale(self, gray: np.ndarray, seen: Seen, scale: float, cap: float, notes: list) -> tuple[Seen, float]:
+        """The pass at the scale where the chromosomes are the size the detector was trained at. A photo
+        enlarged (or shrunk) far from it yields next to nothing: then a ladder of scales finds the one
+        with most chromosomes; the median box then corrects the scale."""
+        n, median = self._strong(seen, scale)
+        if n < MIN_BOXES_TO_RESCALE:
+            for f in SCALE_LADDER:
+                s = min(scale * f, cap)
+                if s != scale and (got := self.see(gray, s)) is not None and self._strong(got, s)[0] > n:
+                    seen, n, median, scale = got, *self._strong(got, s), s
+            if n < MIN_BOXES_TO_RESCALE:
+                return seen, scale
+        if not 1 / RESCALE_BAND <= median / TRAINED_MEDIAN_BOX <= RESCALE_BAND:
+            better = min(scale * TRAINED_MEDIAN_BOX / median, cap)
+            notes.append(f"chromosomes were {median / scale:.0f} px long at the median: detected again at "
+                         f"scale {better:.3g} instead of {scale:.3g}")
+            scale = better
+            seen = self.see(gray, scale)
+        return seen, scale
 
 
-def load_detector(spec: str | None = None, auto_scale: bool = True) -> Detector:
-    """The detector named by ``spec`` (``local-dir:``, a folder, ``hf-hub:``), by default the shipped one."""
+def load_detector(spec: str | None = None, auto_scale: bool = True, verify: bool = True) -> Detector:
+    """The detector named by ``spec`` (``local-dir:``, a folder, ``hf-hub:``), by default the shipped one,
+    with the verifier saved beside it (``verify=False``: the detector's own boxes, score and NMS)."""
     spec = spec or shipped.default_spec(shipped.DEFAULT_DETECTOR)
     model = hub.load(spec)
     if not is_detector(model):
         raise BadInputError(spec, "is not a chromosome detector (its architecture is "
                             f"{model.pretrained_cfg.get('architecture', type(model).__name__)})",
                             "give a chromosomenet-detector model folder or hf-hub id")
-    return Detector(model, spec, auto_scale=auto_scale)
+    return Detector(model, spec, auto_scale=auto_scale, verifier=load_verifier(hub.files_of(spec)) if verify else None)
 
 
 def read_metaphase(path: str | Path) -> tuple[np.ndarray, str]:

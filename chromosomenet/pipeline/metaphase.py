@@ -8,11 +8,15 @@ a person corrected it in a VOC tool, or a release's annotation. The boxes of one
 isolated and separated together exactly as ``import-tseng --separate`` cut the shipped classifier's
 training crops; the chromosomes are classified and assigned as one cell (``karyotype``).
 
-    OUT/cells.csv                  one row per metaphase: cell (the image's stem), n, predicted_iscn, …
+    OUT/cells.csv                  one row per metaphase: cell (the image's stem), n, predicted_iscn, …,
+                                   count_review (the count depends on a box the verifier doubts; message names it)
+    OUT/cases.csv                  given one folder of case folders: one row per case (:mod:`.cases`), each
+                                   case's files below in OUT/<case>/
     OUT/karyograms/<stem>.png      the karyogram
     OUT/calls/<stem>.csv|json      one row per box (<stem>_<k>, k its object index in the VOC file: the
                                    detector numbers its boxes in reading order): call, confidence, review flag
-    OUT/metaphases/<stem>.png      the metaphase with each box labelled by its call (flagged in red)
+    OUT/metaphases/<stem>.png      the metaphase with each box labelled by its call (flagged in red, the count's
+                                   doubts in orange: ``k:call?``, and ``?a`` for a left-out box it may need)
     OUT/boxes/<stem>.xml           the boxes as Pascal VOC named by their calls (correct them, re-run with --boxes)
 """
 from __future__ import annotations
@@ -33,6 +37,7 @@ from ..errors import BadInputError
 from ..fsutil import atomic_write_text
 from ..models import shipped
 from .assign import CellCall, KaryotypeCosts, assign, flag, iscn, write_call
+from .cases import CASE_COLUMNS, case_folders, case_rows
 from .cells import DEFAULT_THRESHOLD, saved_costs
 from .detect import Detector, NoChromosomesError, draw_boxes, image_files, load_detector, read_metaphase, reading_order
 from .isolate import metaphase_threshold, place_on_canvas
@@ -43,7 +48,9 @@ from .separate import isolate_boxes
 
 MAX_XML_BYTES = 2 * 1024 * 1024
 CALL_RGB, FLAG_RGB = (0, 110, 230), (220, 30, 30)
-COLUMNS = ("cell", "n", "predicted_iscn", "annotated_iscn", "flagged", "plausible", "boxes_from", "cell_scale", "message", "notes")
+COLUMNS = ("cell", "n", "predicted_iscn", "annotated_iscn", "flagged", "plausible", "count_review", "boxes_from",
+           "cell_scale", "message", "notes")
+DOUBT_RGB = (235, 140, 0)
 
 
 def parse_voc(up: Upload) -> list[tuple[int, str, tuple[int, int, int, int]]]:
@@ -95,11 +102,28 @@ def canvases_for(gray: np.ndarray, boxes) -> tuple[list[np.ndarray], list[str]]:
     return [np.asarray(place_on_canvas(iso.crop, CANVAS)[0]) for iso in isos], [";".join(i.flags) for i in isos]
 
 
-def label_picture(gray: np.ndarray, boxes, call: CellCall, path: Path) -> Path:
-    """The render stage's metaphase: box k captioned ``k:call``, flagged boxes in red."""
+def label_picture(gray: np.ndarray, boxes, call: CellCall, path: Path, doubt=None, extra=()) -> Path:
+    """The render stage's metaphase: box k captioned ``k:call``, flagged boxes in red; the count's doubts
+    in orange (``k:call?``), with the left-out ones the count may need as ``?a``, ``?b``…"""
     flags = call.flags or (False,) * len(boxes)
-    return draw_boxes(gray, boxes, [f"{k}:{n}" for k, n in enumerate(call.names)], path,
-                      [FLAG_RGB if f else CALL_RGB for f in flags])
+    doubt = doubt if doubt is not None else (False,) * len(boxes)
+    texts = [f"{k}:{n}?" if d else f"{k}:{n}" for k, (n, d) in enumerate(zip(call.names, doubt))]
+    colors = [DOUBT_RGB if d else FLAG_RGB if f else CALL_RGB for f, d in zip(flags, doubt)]
+    return draw_boxes(gray, list(boxes) + list(extra), texts + [f"?{chr(97 + i)}" for i in range(len(extra))], path,
+                      colors + [DOUBT_RGB] * len(extra))
+
+
+def count_doubts(n: int, doubt, extra) -> str:
+    """What the count depends on, in words: '46 or 47: object 12 may not be one whole chromosome; ?a may be
+    one more'; empty when the count is final."""
+    unsure = [k for k, d in enumerate(doubt) if d]
+    if not unsure and not len(extra):
+        return ""
+    lo, hi = n - len(unsure), n + len(extra)
+    span = f"{lo} or {hi}" if hi - lo == 1 else f"{lo} to {hi}"
+    parts = [f"object {k} may not be one whole chromosome (a part, two as one, or not one)" for k in unsure]
+    parts += [f"?{chr(97 + i)} may be one more chromosome" for i in range(len(extra))]
+    return f"count {span}, not final: " + "; ".join(parts)
 
 
 @dataclass
@@ -163,13 +187,16 @@ def karyotype_one(pipe: Pipeline, gray: np.ndarray, name: str, out: Path, boxes_
     """Detect (or read) the boxes of one metaphase, separate, classify, assign, draw and write."""
     stem, (h, w) = Path(name).stem, gray.shape
     notes: tuple[str, ...] = ()
+    doubt, extra = None, np.zeros((0, 4))
     if boxes_voc:  # in the file's order: box k is object k, as the importer numbers its crops
         boxes, truth = voc_boxes(read_upload(_boxes_file(str(boxes_voc), stem)), w, h)
         scores = None
     else:
-        found = pipe.detector(gray, name=name).kept
+        every = pipe.detector(gray, name=name)
+        found, extra = every.kept, every.left_out_doubts
         notes, order = found.notes, reading_order(found.boxes)
         boxes, scores = [found.int_boxes()[i] for i in order], [float(found.scores[i]) for i in order]
+        doubt = [bool(found.doubt[i]) for i in order] if found.doubt is not None else None
         truth = [None] * len(boxes)
     if not boxes:
         raise NoChromosomesError(name, "no chromosomes found", "give a G-banded metaphase image (or its VOC boxes)")
@@ -182,36 +209,50 @@ def karyotype_one(pipe: Pipeline, gray: np.ndarray, name: str, out: Path, boxes_
     karyogram = render_karyogram(canvases, call, out / "karyograms" / f"{stem}.png",
                                  title=f"metaphase {stem}: {call.iscn or 'no karyotype called'}")
     calls_csv, _ = write_call(call, ids, out / "calls", stem)
-    picture = label_picture(gray, boxes, call, out / "metaphases" / f"{stem}.png")
+    picture = label_picture(gray, boxes, call, out / "metaphases" / f"{stem}.png", doubt, extra)
+    doubts = count_doubts(len(boxes), doubt or (), extra)
     atomic_write_text(out / "boxes" / f"{stem}.xml", voc.to_xml(name, w, h, boxes, scores, list(call.names)))
     annotated = iscn(np.bincount(truth, minlength=labels.NUM_CLASSES)) if all(t is not None for t in truth) else ""
     row = {"cell": stem, "n": len(boxes), "predicted_iscn": call.iscn, "annotated_iscn": annotated,
-           "flagged": int(sum(call.flags)), "plausible": call.plausible,
+           "flagged": int(sum(call.flags)), "plausible": call.plausible, "count_review": bool(doubts) or (not boxes_voc and not call.plausible),
            "boxes_from": "VOC" if boxes_voc else "detector", "cell_scale": round(scale.factor, 3),
-           "message": call.message, "notes": "; ".join(notes)}
+           "message": "; ".join(m for m in (doubts, call.message) if m), "notes": "; ".join(notes)}
     return MetaphaseResult(row, call, probs, list(boxes), ids, [labels.NAMES[t] if t is not None else None for t in truth],
                            Path(karyogram), picture, calls_csv, out / "boxes" / f"{stem}.xml")
 
 
+def write_csv(path: Path, columns, rows: list[dict]) -> None:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
+
+
 def karyotype_metaphases(cfg: MetaphaseConfig, pipe: Pipeline | None = None) -> list[dict]:
-    """Every image of ``cfg.images`` through the pipeline; OUT/cells.csv holds a row per metaphase. An
-    image without chromosomes writes nothing and is named at the end, after the others are written."""
-    files = image_files(cfg.images)
+    """Every image of ``cfg.images`` through the pipeline; OUT/cells.csv holds a row per metaphase. One
+    folder of case folders (:func:`.cases.case_folders`) puts each case's outputs in OUT/<case>/ and writes
+    OUT/cases.csv, a row per case. An image without chromosomes writes nothing and is named at the end,
+    after the others are written."""
     out = Path(cfg.out)
+    cases = case_folders(cfg.images)
+    groups = {c: (image_files([d]), out / c) for c, d in cases.items()} if cases else {"": (image_files(cfg.images), out)}
     pipe = pipe or load_pipeline(cfg)
-    rows, empty = [], []
-    for f in files:
-        gray, name = read_metaphase(f)
-        try:
-            rows.append(karyotype_one(pipe, gray, name, out, cfg.boxes).row)
-        except NoChromosomesError:
-            empty.append(f)
+    rows, empty, by_case = [], [], {}
+    for case, (files, where) in groups.items():
+        for f in files:
+            gray, name = read_metaphase(f)
+            try:
+                row = karyotype_one(pipe, gray, name, where, cfg.boxes).row
+            except NoChromosomesError:
+                empty.append(f)
+                continue
+            rows.append({"case": case, **row} if cases else row)
+            by_case.setdefault(case, []).append(row)
     if rows:
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
-        w.writeheader()
-        w.writerows(rows)
-        atomic_write_text(out / "cells.csv", buf.getvalue())
+        write_csv(out / "cells.csv", ("case",) + COLUMNS if cases else COLUMNS, rows)
+    if cases:
+        write_csv(out / "cases.csv", CASE_COLUMNS, case_rows(by_case))
     if empty:
         raise NoChromosomesError(empty[0], "no chromosomes found" + (f" (nor in {len(empty) - 1} more image(s))"
                                                                     if len(empty) > 1 else ""),
