@@ -274,8 +274,9 @@ def test_api_karyotypes_a_case(client: Client, engine: Engine, tmp_path: Path):
     files = sorted((sample_cases_dir() / "105618").glob("*.jpg"))
     text, table, gallery = client.predict([handle_file(str(f)) for f in files], api_name="/karyotype_case")
     want = karyotype_case(engine, files, tmp_path)
-    assert f"**{want.case['predicted_iscn']}**" in text and len(table["data"]) == len(files) == len(gallery)
-    assert want.case["metaphases"] == 5 and want.case["predicted_iscn"] == "46,XY"
+    assert f"**{want.case['predicted_iscn'] or 'no karyotype called'}**" in text
+    assert len(table["data"]) == len(files) == len(gallery) and want.case["metaphases"] == 5
+    assert want.case["review"] == ("**review**" in text)
 
 
 def test_a_blank_upload_gets_one_sentence(client: Client, tmp_path: Path):

@@ -134,6 +134,7 @@ def test_a_count_no_cell_has_is_never_plausible():
     assert known_karyotype(counts(X=2, **{"21": 3}))
     assert not known_karyotype(counts(X=2, Y=2, **{"13": 3, "21": 3}))  # 50,XXYY,+13,+21
     assert not known_karyotype(counts(X=2, **{"21": 1}))               # an autosomal monosomy
+    assert known_karyotype(counts(X=2, Y=1, **{"21": 3})) and not known_karyotype(counts(X=2, Y=2, **{"21": 3}))
     # assign: a cell whose best labelling is such a count is answered, never called plausible
     c = counts(X=2, Y=2, **{"13": 3, "21": 3})
     probs = np.full((int(c.sum()), labels.NUM_CLASSES), 1e-4)

@@ -168,6 +168,7 @@ def _bare_metaphases(cfg: DemoConfig, out: Path) -> str:
                      f"{m['found']} / {m['true']}", m["matched"], f"{m['right']} / {m['matched']}",
                      f"![{b['cell']}](metaphases/bare/metaphases/{b['cell']}.png)"])
     det = detection_metrics(truth, found, 0.5)
+    final = [(b, a) for b, a in zip(bare, annotated) if not b["count_review"]]
     exact = lambda rs: sum(r["predicted_iscn"] == a["annotated_iscn"] for r, a in zip(rs, annotated))  # noqa: E731
     summary = md_table(["measure", "from the bare images", "from the annotated boxes"], [
         ["metaphases with the exact ISCN count string", f"{exact(bare)} / {len(bare)}", f"{exact(annotated)} / {len(annotated)}"],
@@ -179,7 +180,6 @@ def _bare_metaphases(cfg: DemoConfig, out: Path) -> str:
         ["calls right, of the chromosomes matched to an annotated box",
          f"{pct(n['right'] / max(n['matched'], 1))} % ({n['right']} / {n['matched']})", "–"],
         ["seconds per metaphase (read, detect, separate, classify, assign, draw)", f"{seconds:.2f}", "–"]])
-    final = [(b, a) for b, a in zip(bare, annotated) if not b["count_review"]]
     table = md_table(["metaphase", "annotated", "called from the annotated boxes", "called from the bare image",
                       "count", "found / annotated", "matched (IoU ≥ 0.5)", "calls right of matched", "boxes found"], rows)
     return f"""

@@ -248,11 +248,13 @@ KNOWN_SEX = frozenset({"X", "XX", "XY", "XXX", "XXY", "XYY", "XXXX", "XXXY", "XX
 
 def known_karyotype(counts: Sequence[int] | np.ndarray) -> bool:
     """A numerical karyotype a cell can have: every autosome twice but at most one three times (a
-    trisomy; autosomal monosomies are not seen in living cells), and a known sex complement."""
+    trisomy; autosomal monosomies are not seen in living cells), and a known sex complement (beside a
+    trisomy at most one extra sex chromosome: 48,XXY,+21 is seen, 49,XXYY,+21 is not)."""
     c = np.asarray(counts)
     auto = c[:X_ID]
-    return (bool(((auto == 2) | (auto == 3)).all()) and int((auto == 3).sum()) <= 1
-            and _sex(c) in KNOWN_SEX)
+    trisomies = int((auto == 3).sum())
+    return (bool(((auto == 2) | (auto == 3)).all()) and trisomies <= 1 and _sex(c) in KNOWN_SEX
+            and (trisomies == 0 or len(_sex(c)) <= 3))
 
 
 def _is_normal(counts: np.ndarray) -> bool:
