@@ -106,14 +106,16 @@ def main() -> None:
     ap.add_argument("--classifier", default=shipped.default_spec())
     ap.add_argument("--limit", type=int, help="first N test metaphases")
     ap.add_argument("--sheet", type=Path)
-    ap.add_argument("--no-verify", action="store_true", help="the detector alone: its own score threshold and NMS")
+    ap.add_argument("--verify", action="store_true", help="with the verifier beside the detector (else the detector "
+                                                          "alone: its own score threshold and NMS)")
     a = ap.parse_args()
     folder = Path(a.detector.split(":", 1)[1])
     test = release_metaphases(a.src, folder / "split_cases.csv")["test"][:a.limit]
-    detector = load_detector(a.detector, verify=not a.no_verify)
+    detector = load_detector(a.detector, verify=a.verify)
     pipe = load_pipeline(MetaphaseConfig(images=(), out=Path("."), classifier=a.classifier, detector=a.detector))
     pipe.detector = detector
-    thr = detector.operating["score_threshold"]
+    # the operating threshold of what the pipeline keeps: the verifier's p, or the detector's own score
+    thr = detector.verifier.op.threshold if detector.verifier else detector.operating["score_threshold"]
     truth, found, det_s, bare_s = [], [], [], []
     tally = {m: {"matched": 0, "right_before": 0, "right_after": 0, "n": 0, "normal": 0, "normal_exact": 0,
                  "false_aneuploidy": 0} for m in ("bare", "annotated")}
@@ -164,7 +166,8 @@ def main() -> None:
         ann_s.append(time.perf_counter() - t0)
     det = detection_metrics(truth, found, thr)
     print(f"## Detection on {len(test)} test metaphases of {len({m.case for m in test})} unseen cases "
-          f"(`{a.detector}`, score ≥ {thr:g}, NMS IoU {detector.operating['nms_threshold']:g})\n")
+          f"(`{a.detector}`, " + (f"verifier p ≥ {thr:g}, same object at IoU ≥ {detector.verifier.op.nms_iou:g})\n"
+          if detector.verifier else f"score ≥ {thr:g}, NMS IoU {detector.operating['nms_threshold']:g})\n"))
     print("| measure | value |\n|---|---|")
     for k, v in (("AP50, class-agnostic (pycocotools)", pct(det["ap50"]) + " %"), ("AP50:95", pct(det["ap50_95"]) + " %"),
                  ("AP75", pct(det["ap75"]) + " %"), ("recall at IoU 0.5", pct(det["recall50"]) + " %"),

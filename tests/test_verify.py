@@ -34,7 +34,7 @@ RECALL_FLOOR, PRECISION_FLOOR, AP50_95_FLOOR = 0.94, 0.94, 0.70
 
 @pytest.fixture(scope="module")
 def detector() -> Detector:
-    return load_detector()
+    return load_detector(verify=True)
 
 
 def truth_of(path: Path) -> np.ndarray:
@@ -95,7 +95,7 @@ def test_a_second_box_and_a_part_added_to_the_candidates_are_not_counted(detecto
 
 
 def test_count_review_names_the_objects_the_count_depends_on(tmp_path: Path):
-    pipe = load_pipeline(MetaphaseConfig(images=(), out=tmp_path))
+    pipe = load_pipeline(MetaphaseConfig(images=(), out=tmp_path, verify=True))
     gray, name = read_metaphase(METAPHASES[0])
     final = karyotype_one(pipe, gray, name, tmp_path / "a").row
     v = pipe.detector.verifier
@@ -210,7 +210,7 @@ def test_train_verifier_resumes_exactly_and_loads_beside_its_detector(tmp_path: 
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     for name in ("verifier.safetensors", "verifier.json"):
         shutil.copy(tmp_path / "a" / name, det / name)
-    loaded = load_detector(str(det))
+    loaded = load_detector(str(det), verify=True)
     assert isinstance(loaded.verifier, Verifier) and loaded.verifier.op.threshold == straight["operating"]["threshold"]
     with pytest.raises(chromosomenet.BadInputError, match="already holds a training run"):
         train_verifier(VerifierTrainConfig(out=tmp_path / "a", **common))

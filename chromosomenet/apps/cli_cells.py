@@ -18,7 +18,7 @@ def _karyotype(a: argparse.Namespace) -> None:
         from ..pipeline.metaphase import MetaphaseConfig, karyotype_metaphases
 
         rows = karyotype_metaphases(MetaphaseConfig(images=tuple(a.metaphase), out=Path(a.out), classifier=a.run,
-                                                    detector=a.detector, boxes=a.boxes, costs=a.costs,
+                                                    detector=a.detector, boxes=a.boxes, costs=a.costs, verify=a.verify,
                                                     cell_scale=not a.no_cell_scale))
         for r in rows:
             print(f"{r['case'] + '/' if r.get('case') else ''}{r['cell']}: {r['predicted_iscn'] or 'no karyotype called'} "
@@ -82,6 +82,8 @@ def add_cell_parsers(sub) -> None:
     p.add_argument("--boxes", help="with --metaphase: a folder of <image stem>.xml Pascal-VOC boxes to use "
                                    "instead of the detector (e.g. `detect`'s output after correcting it)")
     p.add_argument("--detector", help="with --metaphase: local-dir:PATH or hf-hub:ORG/NAME (default: the shipped one)")
+    p.add_argument("--verify", action="store_true", help="with --metaphase: let the verifier beside the detector choose "
+                                                         "the chromosomes among its candidates (opt-in, bench/RESULTS.md)")
     p.add_argument("--split", default="test")
     p.add_argument("--out", required=True)
     p.add_argument("--one-cell", action="store_true", help="treat all --images as one cell, whatever their names")

@@ -47,7 +47,7 @@ def _train_verifier(a: argparse.Namespace) -> None:
 def _detect(a: argparse.Namespace) -> None:
     from ..pipeline.detect import detect_files, load_detector
 
-    for name, n, notes in detect_files(a.images, a.out, load_detector(a.detector)):
+    for name, n, notes in detect_files(a.images, a.out, load_detector(a.detector, verify=a.verify)):
         print(f"{name}: {n} chromosomes" + "".join(f"; {x}" for x in notes))
     print(f"wrote {a.out}/<image>.xml (Pascal VOC) and <image>.png")
 
@@ -113,6 +113,7 @@ def add_lab_parsers(sub) -> None:
     p.add_argument("images", nargs="+", help="metaphase images or folders of them")
     p.add_argument("--out", required=True)
     p.add_argument("--detector", help="local-dir:PATH or hf-hub:ORG/NAME (default: the shipped detector)")
+    p.add_argument("--verify", action="store_true", help="let the verifier beside the detector choose the boxes")
     p.set_defaults(func=_detect)
 
     p = sub.add_parser("adapt", help="fine-tune a classifier on a few labelled cells of a new lab (minutes on a CPU)")

@@ -38,6 +38,7 @@ MAX_FILE_BYTES = 200 * 1024 * 1024  # a 40-megapixel 16-bit TIFF is ~80 MB
 TRAINED_MEDIAN_BOX = 50.0
 RESCALE_BAND = 1.5
 MIN_BOXES_TO_RESCALE = 8
+DOUBT_SCORES = (0.4, 0.6)  # without a verifier: a kept box below 0.6, or a left-out one from 0.4, is a doubt
 SCALE_LADDER = (1 / 2, 1 / 3, 1 / 4, 2.0)  # tried when the working scale finds fewer boxes than that
 
 
@@ -144,7 +145,9 @@ class Detector:
         if self.verifier:
             c = self.verifier(gray, seen)
             return Detections(c.boxes, c.p, self.verifier.op.threshold, scale, w, h, tuple(notes), c.doubt)
-        return Detections(seen.boxes, seen.scores, op["score_threshold"], scale, w, h, tuple(notes))
+        lo, hi = DOUBT_SCORES  # the detector alone: boxes near its threshold are the count's doubts
+        doubt = (seen.scores >= lo) & (seen.scores < hi)
+        return Detections(seen.boxes, seen.scores, op["score_threshold"], scale, w, h, tuple(notes), doubt)
 
     def _strong(self, seen: Seen, scale: float) -> tuple[int, float]:
         """(confident boxes, their median long side in model px) of a pass at ``scale``."""
@@ -174,9 +177,10 @@ class Detector:
         return seen, scale
 
 
-def load_detector(spec: str | None = None, auto_scale: bool = True, verify: bool = True) -> Detector:
-    """The detector named by ``spec`` (``local-dir:``, a folder, ``hf-hub:``), by default the shipped one,
-    with the verifier saved beside it (``verify=False``: the detector's own boxes, score and NMS)."""
+def load_detector(spec: str | None = None, auto_scale: bool = True, verify: bool = False) -> Detector:
+    """The detector named by ``spec`` (``local-dir:``, a folder, ``hf-hub:``), by default the shipped one;
+    ``verify``: with the verifier saved beside it (opt-in: measured, it fits boxes better but does not yet
+    count better, bench/RESULTS.md), else the detector's own boxes, score and NMS."""
     spec = spec or shipped.default_spec(shipped.DEFAULT_DETECTOR)
     model = hub.load(spec)
     if not is_detector(model):

@@ -135,6 +135,7 @@ class MetaphaseConfig:
     boxes: str | None = None          # a folder of <stem>.xml Pascal-VOC files (or one .xml for one image)
     costs: str | None = None          # default: karyotype_costs.json beside the classifier
     auto_scale: bool = True
+    verify: bool = False              # the detector's verifier decides which candidates are chromosomes (opt-in)
     cell_scale: bool = True           # read the metaphase's chromosomes at the reference scale and greys
 
 
@@ -154,7 +155,7 @@ def load_pipeline(cfg: MetaphaseConfig) -> Pipeline:
     model, mcfg = load_classifier(spec)
     costs_path = cfg.costs or (str(c) if (c := shipped.costs_beside(spec)) else None)
     costs, threshold, tuned = saved_costs(costs_path) if costs_path else (KaryotypeCosts(), DEFAULT_THRESHOLD, "defaults")
-    detector = None if cfg.boxes else load_detector(cfg.detector, auto_scale=cfg.auto_scale)
+    detector = None if cfg.boxes else load_detector(cfg.detector, auto_scale=cfg.auto_scale, verify=cfg.verify)
     return Pipeline(Predictor(model, mcfg), costs, threshold, detector,
                     {"classifier": spec, "detector": detector.spec if detector else None, "costs": tuned},
                     cfg.cell_scale)
