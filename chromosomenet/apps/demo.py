@@ -119,10 +119,10 @@ def _cases(cfg: DemoConfig, out: Path) -> str:
         cases = list(csv.DictReader(f))
     truth = {p.stem: int(_read_voc(p)[0].shape[0]) for p in Path(cfg.cases).glob("*/*.xml")}
     case_table = md_table(["case", "metaphases", "final counts", "counts seen", "called", "mosaicism", "review", "message"],
-                          [[c["case"], c["metaphases"], c["final"], c["counts"], f"`{c['predicted_iscn']}`",
+                          [[c["case"], c["metaphases"], c["final"], c["counts"], f"`{c['predicted_iscn']}`" if c["predicted_iscn"] else "none called",
                             c["mosaicism"] or "–", c["review"], c["message"]] for c in cases])
     cell_table = md_table(["case", "metaphase", "annotated count", "count", "called", "count final", "message"],
-                          [[c["case"], c["cell"], truth.get(c["cell"], "–"), c["n"], f"`{c['predicted_iscn']}`",
+                          [[c["case"], c["cell"], truth.get(c["cell"], "–"), c["n"], f"`{c['predicted_iscn']}`" if c["predicted_iscn"] else "none called",
                             "no" if c["count_review"] else "yes", c["message"]] for c in cells])
     return f"""
 ## A case, as a lab reports it
