@@ -81,7 +81,8 @@ def card_section(report: dict, table) -> str:
     return f"""
 ## The verifier beside it (`verifier.safetensors`, `verifier.json`)
 
-`load_detector` loads it with the detector (`verify=False`: the detector alone). FCOS proposes every box
+`load_detector(..., verify=True)` (the CLI's `--verify`) loads it with the detector: opt-in, since it fits
+boxes better but does not yet count better (the table). FCOS proposes every box
 above score 0.05, merged only at IoU ≥ {op['pre_nms']:g}; the verifier head reads each of the
 {TOP} best again, with context around it, in the detector's own stride-8 features and in the grey
 pixels, beside measured features (size against the cell's own chromosomes, ink on its border, the dark
