@@ -17,7 +17,7 @@ FINETUNE ?= 40
 ARCH   ?= chromosomenet_view_resnet10t_half
 DETECTOR ?= models/chromosomenet-detector-resnet10t-half
 DET_BUDGET ?= 140
-VER_BUDGET ?= 12
+VER_EPOCHS ?= 12
 CASES  := chromosomenet/sample_cases
 
 .PHONY: setup run train train-detector train-verifier test bench sample clean
@@ -85,9 +85,10 @@ train-detector: $(STAMP)
 		metaphases.csv $(abspath $(DETECTOR))/
 	$(MAKE) train-verifier
 
-# Retrain the verifier beside the shipped detector (about $(VER_BUDGET) min on 2 CPU cores): the detector's own
+# Retrain the verifier beside the shipped detector (about 20 min on 2 CPU cores: $(VER_EPOCHS) epochs with mining and tuning):
+# the detector's own
 # candidates on its own splits, minus the sample's cases; then copy it beside the detector.
 train-verifier: $(STAMP)
 	$(CLI) train-verifier $(FULL) $(WORK)/verifier --detector $(DETECTOR) --exclude-cells tools/sample_cells.txt \
-		--time-budget $(VER_BUDGET)
+		--epochs $(VER_EPOCHS)
 	$(PY) tools/ship_verifier.py $(WORK)/verifier $(DETECTOR)
