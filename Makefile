@@ -86,8 +86,7 @@ train-detector: $(STAMP)
 	$(MAKE) train-verifier
 
 # Retrain the verifier beside the shipped detector (about 20 min on 2 CPU cores: $(VER_EPOCHS) epochs with mining and tuning):
-# the detector's own
-# candidates on its own splits, minus the sample's cases; then copy it beside the detector.
+# the detector's own candidates on its own splits, minus the sample's cases; then copy it beside the detector.
 train-verifier: $(STAMP)
 	$(CLI) train-verifier $(FULL) $(WORK)/verifier --detector $(DETECTOR) --exclude-cells tools/sample_cells.txt \
 		--epochs $(VER_EPOCHS)
