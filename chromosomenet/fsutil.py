@@ -1,6 +1,8 @@
 """Atomic writes: readers never see a half-written file or folder."""
 from __future__ import annotations
 
+import csv
+import io
 import os
 import shutil
 import tempfile
@@ -39,6 +41,15 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_csv(path: str | Path, columns, rows) -> None:
+    """A CSV of dict rows under a header of ``columns`` (Unix line ends), written atomically."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
 
 
 @contextmanager

@@ -151,8 +151,9 @@ def safe_extract_images(zip_path: str | Path, dest: str | Path, *, max_files: in
             try:
                 with zf.open(info) as src:
                     data = src.read(info.file_size + 1)
-            # zipfile raises NotImplementedError for a compression method it lacks, RuntimeError for encryption
-            except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError) as e:
+            # RuntimeError: zipfile's error for an encrypted member, and (as its subclass) for a compression
+            # method it lacks
+            except (zipfile.BadZipFile, OSError, EOFError, RuntimeError) as e:
                 raise UploadError(name, f"member {info.filename!r} cannot be unpacked ({type(e).__name__})",
                                   "re-create the zip") from None
             if len(data) > info.file_size:

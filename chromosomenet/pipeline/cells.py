@@ -15,8 +15,6 @@ ISCN strings are numerical findings only (counts), never structural.
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,7 +27,7 @@ from ..data.images import IMAGE_SUFFIXES, decode
 from ..data.loading import describe, load_splits
 from ..data.transforms import CanvasImages, cell_scales
 from ..errors import BadInputError
-from ..fsutil import atomic_write_text
+from ..fsutil import atomic_write_csv, atomic_write_text
 from ..markdown import pct as pct_number
 from ..markdown import table as md_table
 from ..metrics.figures import risk_coverage_png
@@ -184,11 +182,7 @@ def karyotype_split(cfg: KaryotypeConfig) -> dict:
 
 
 def _write_report(out: Path, rows: list[dict], s: dict, curve: dict) -> None:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-    w.writeheader()
-    w.writerows(rows)
-    atomic_write_text(out / "cells.csv", buf.getvalue())
+    atomic_write_csv(out / "cells.csv", rows[0], rows)
     atomic_write_text(out / "summary.json", json.dumps(s, indent=2) + "\n")
     atomic_write_text(out / "costs.json", json.dumps({"costs": s["costs"], "threshold": s["review_threshold"],
                                                       "always_review": s["always_review"], "tuned_on": s["tuned_on"],

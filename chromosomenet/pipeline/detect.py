@@ -55,7 +55,7 @@ class Detections:
     width: int
     height: int
     notes: tuple[str, ...] = field(default=())
-    doubt: np.ndarray | None = None  # (N,) bool, from a verifier: the count depends on this box (see .verify)
+    doubt: np.ndarray | None = None  # (N,) bool: the count depends on this box (a score near the threshold)
 
     @property
     def kept(self) -> "Detections":
@@ -65,7 +65,7 @@ class Detections:
 
     @property
     def left_out_doubts(self) -> np.ndarray:
-        """Boxes below the threshold the count may still need (a verifier's doubts): (M, 4)."""
+        """Boxes below the threshold the count may still need (doubts left out): (M, 4)."""
         if self.doubt is None:
             return np.zeros((0, 4), np.float32)
         return self.boxes[(self.scores < self.threshold) & self.doubt]
@@ -103,8 +103,6 @@ class Detector:
         self.operating = dict(model.operating)
         if verifier:  # the verifier reads the candidates FCOS merged only where they are near copies
             model.set_operating_point(nms_threshold=verifier.op.pre_nms)
-        self._feature: list[torch.Tensor] = []
-        model.fcos.backbone.register_forward_hook(lambda _m, _i, out: self._feature.append(out["0"]))
 
     @torch.inference_mode()
     def see(self, gray: np.ndarray, scale: float) -> Seen:
@@ -116,15 +114,15 @@ class Detector:
             x = F.interpolate(x, size=size, mode="bilinear", antialias=scale < 1, align_corners=False)
         pad_h, pad_w = (-size[0]) % STRIDE, (-size[1]) % STRIDE
         x = F.pad(x, (0, pad_w, 0, pad_h), value=1.0)[0]  # white, as the slide around the metaphase
-        self._feature.clear()
-        out = self.model([x])[0]
+        feature: list[torch.Tensor] = []  # the stride-8 map, caught on its way through for the verifier
+        hook = self.model.fcos.backbone.register_forward_hook(lambda _m, _i, maps: feature.append(maps["0"]))
+        try:
+            out = self.model([x])[0]
+        finally:
+            hook.remove()
         factor = np.array([size[1] / w, size[0] / h, size[1] / w, size[0] / h], dtype=np.float32)
         boxes = np.clip(out["boxes"].numpy() / factor, 0, [w, h, w, h]).astype(np.float32)
-        return Seen(boxes, out["scores"].numpy().astype(np.float32), factor, self._feature.pop(), x[None])
-
-    def _run(self, gray: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
-        seen = self.see(gray, scale)
-        return seen.boxes, seen.scores
+        return Seen(boxes, out["scores"].numpy().astype(np.float32), factor, feature[0], x[None])
 
     def __call__(self, gray: np.ndarray, scale: float | None = None, name: str = "image") -> Detections:
         """Every detection above FCOS's floor (``.kept``: at or above the operating threshold); ``name``
@@ -162,10 +160,13 @@ class Detector:
         with most chromosomes; the median box then corrects the scale."""
         n, median = self._strong(seen, scale)
         if n < MIN_BOXES_TO_RESCALE:
-            for f in SCALE_LADDER:
+            for f in SCALE_LADDER:  # each rung a multiple of the best scale so far
                 s = min(scale * f, cap)
-                if s != scale and (got := self.see(gray, s)) is not None and self._strong(got, s)[0] > n:
-                    seen, n, median, scale = got, *self._strong(got, s), s
+                if s == scale:
+                    continue
+                got = self.see(gray, s)
+                if (strong := self._strong(got, s))[0] > n:
+                    seen, (n, median), scale = got, strong, s
             if n < MIN_BOXES_TO_RESCALE:
                 return seen, scale
         if not 1 / RESCALE_BAND <= median / TRAINED_MEDIAN_BOX <= RESCALE_BAND:

@@ -9,7 +9,7 @@ isolated and separated together exactly as ``import-tseng --separate`` cut the s
 training crops; the chromosomes are classified and assigned as one cell (``karyotype``).
 
     OUT/cells.csv                  one row per metaphase: cell (the image's stem), n, predicted_iscn, …,
-                                   count_review (the count depends on a box the verifier doubts; message names it)
+                                   count_review (the count depends on a doubtful box; the message names it)
     OUT/cases.csv                  given one folder of case folders: one row per case (:mod:`.cases`), each
                                    case's files below in OUT/<case>/
     OUT/karyograms/<stem>.png      the karyogram
@@ -21,8 +21,6 @@ training crops; the chromosomes are classified and assigned as one cell (``karyo
 """
 from __future__ import annotations
 
-import csv
-import io
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +32,7 @@ from ..data import voc
 from ..data.images import CANVAS
 from ..data.uploads import MAX_FILES, Upload, UploadError, read_upload
 from ..errors import BadInputError
-from ..fsutil import atomic_write_text
+from ..fsutil import atomic_write_csv, atomic_write_text
 from ..models import shipped
 from .assign import CellCall, KaryotypeCosts, assign, flag, iscn, write_call
 from .cases import CASE_COLUMNS, case_folders, case_rows
@@ -222,14 +220,6 @@ def karyotype_one(pipe: Pipeline, gray: np.ndarray, name: str, out: Path, boxes_
                            Path(karyogram), picture, calls_csv, out / "boxes" / f"{stem}.xml")
 
 
-def write_csv(path: Path, columns, rows: list[dict]) -> None:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
-    w.writeheader()
-    w.writerows(rows)
-    atomic_write_text(path, buf.getvalue())
-
-
 def karyotype_metaphases(cfg: MetaphaseConfig, pipe: Pipeline | None = None) -> list[dict]:
     """Every image of ``cfg.images`` through the pipeline; OUT/cells.csv holds a row per metaphase. One
     folder of case folders (:func:`.cases.case_folders`) puts each case's outputs in OUT/<case>/ and writes
@@ -251,9 +241,9 @@ def karyotype_metaphases(cfg: MetaphaseConfig, pipe: Pipeline | None = None) -> 
             rows.append({"case": case, **row} if cases else row)
             by_case.setdefault(case, []).append(row)
     if rows:
-        write_csv(out / "cells.csv", ("case",) + COLUMNS if cases else COLUMNS, rows)
+        atomic_write_csv(out / "cells.csv", ("case",) + COLUMNS if cases else COLUMNS, rows)
     if cases:
-        write_csv(out / "cases.csv", CASE_COLUMNS, case_rows(by_case))
+        atomic_write_csv(out / "cases.csv", CASE_COLUMNS, case_rows(by_case))
     if empty:
         raise NoChromosomesError(empty[0], "no chromosomes found" + (f" (nor in {len(empty) - 1} more image(s))"
                                                                     if len(empty) > 1 else ""),

@@ -139,12 +139,6 @@ class Choice:
     taken: np.ndarray        # (M,) bool
     doubt: np.ndarray        # (M,) bool: the count depends on this candidate
 
-    @property
-    def count_range(self) -> tuple[int, int]:
-        """(fewest, most) chromosomes the doubts allow."""
-        n = int(self.taken.sum())
-        return n - int((self.taken & self.doubt).sum()), n + int((~self.taken & self.doubt).sum())
-
 
 def choose(boxes: np.ndarray, p: np.ndarray, iou_pred: np.ndarray, op: Operating) -> Choice:
     """Greedy by p: take a candidate unless it is the same object as one already taken (see module doc);
@@ -182,27 +176,27 @@ class Verifier:
     def __init__(self, head: VerifierHead, op: Operating, spec: str = "in memory"):
         self.head, self.op, self.spec = head.eval(), op, spec
 
-    @torch.inference_mode()
-    def judge(self, gray: np.ndarray, seen: Seen) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(candidate boxes, p, expected IoU, refined boxes) of the ``TOP`` best-scored candidates, image px."""
+    def __call__(self, gray: np.ndarray, seen: Seen) -> Choice:
         order = np.argsort(-seen.scores, kind="stable")[:TOP]
         boxes, scores = seen.boxes[order], seen.scores[order]
         if not len(boxes):
-            z = np.zeros(0, np.float32)
-            return boxes, z, z, boxes
-        f = torch.from_numpy(seen.factor)
-        model_boxes = torch.from_numpy(boxes) * f
-        logits, deltas = self.head(seen.feature, seen.image, model_boxes,
-                                   torch.from_numpy(candidate_features(gray, boxes, scores)))
-        p = torch.sigmoid(logits).numpy()
-        h, w = gray.shape
-        refined = (self.head.refine(model_boxes, deltas) / f).numpy()
-        refined = np.clip(refined, 0, [w, h, w, h]).astype(np.float32)
-        return boxes, p[:, 0], p[:, 1], refined
-
-    def __call__(self, gray: np.ndarray, seen: Seen) -> Choice:
-        _, p, iou, refined = self.judge(gray, seen)
+            return choose(boxes, np.zeros(0, np.float32), np.zeros(0, np.float32), self.op)
+        refined, p, iou = read_candidates(self.head, seen.feature, seen.image, torch.from_numpy(boxes * seen.factor),
+                                          torch.from_numpy(candidate_features(gray, boxes, scores)), seen.factor,
+                                          gray.shape)
         return choose(refined, p, iou, self.op)
+
+
+@torch.inference_mode()
+def read_candidates(head: VerifierHead, feature: torch.Tensor, image: torch.Tensor, model_boxes: torch.Tensor,
+                    features: torch.Tensor, factor: np.ndarray, size: tuple[int, int]
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The head on one metaphase's candidates: (corrected boxes in image px, p, expected IoU)."""
+    logits, deltas = head(feature, image, model_boxes, features)
+    p = torch.sigmoid(logits).numpy()
+    h, w = size
+    refined = (head.refine(model_boxes, deltas) / torch.from_numpy(factor)).numpy()
+    return np.clip(refined, 0, [w, h, w, h]).astype(np.float32), p[:, 0], p[:, 1]
 
 
 def head_config(head: VerifierHead) -> dict:

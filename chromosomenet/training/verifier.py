@@ -33,13 +33,14 @@ from torch import nn
 from torchvision.ops import box_iou, nms
 from tqdm.auto import tqdm
 
-from ..data.metaphases import describe, load_grays, release_metaphases
+from ..data.images import decode_gray
+from ..data.metaphases import describe, release_metaphases
 from ..errors import BadInputError
 from ..fsutil import atomic_write_text
 from ..metrics.detection import detection_metrics
 from ..models.verifier import VerifierHead
 from ..pipeline.detect import load_detector
-from ..pipeline.verify import FEATURES, TOP, Operating, candidate_features, choose, save_verifier
+from ..pipeline.verify import FEATURES, TOP, Operating, candidate_features, choose, read_candidates, save_verifier
 from . import budget, checkpoint
 
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
@@ -64,7 +65,6 @@ class VerifierTrainConfig:
     time_budget: float | None = None      # minutes for the whole run (mining included), planned from a measured step
     seed: int = 0
     limit: int | None = None              # first N metaphases per split (smoke runs)
-    workers: int = 2
     resume: bool = False
     stop_after: int | None = None         # epochs to run in this invocation (then resume)
     progress: bool = True
@@ -76,6 +76,7 @@ class Mined:
     feature: torch.Tensor    # (1, C, h, w) float16
     image: torch.Tensor      # (1, 1, H, W) uint8 (ink-dark, as the detector's input ×255)
     boxes: torch.Tensor      # (K, 4) model px, descending score
+    scores: torch.Tensor     # (K,) the detector's own
     features: torch.Tensor   # (K, F)
     iou: torch.Tensor        # (K,) IoU with the best-fitting annotated box
     truth: torch.Tensor      # (K, 4) that box, model px
@@ -84,10 +85,10 @@ class Mined:
     size: tuple[int, int]    # image (h, w)
 
 
-def mine(detector, metaphases, workers: int = 2, progress: bool = False, desc: str = "mine") -> list[Mined]:
+def mine(detector, metaphases, progress: bool = False, desc: str = "mine") -> list[Mined]:
     out = []
     for m in tqdm(metaphases, desc=desc, leave=False, disable=not progress):
-        gray = load_grays([m], workers)[0]
+        gray = decode_gray(m.image.read_bytes(), str(m.image))
         seen = detector.see(gray, detector.operating["scale"])
         order = np.argsort(-seen.scores, kind="stable")[:TOP]
         boxes, scores = seen.boxes[order], seen.scores[order]
@@ -96,7 +97,7 @@ def mine(detector, metaphases, workers: int = 2, progress: bool = False, desc: s
         iou = box_iou(model_boxes, gt) if len(gt) and len(boxes) else torch.zeros(len(boxes), 1)
         best, which = iou.max(1) if iou.shape[1] else (torch.zeros(len(boxes)), torch.zeros(len(boxes), dtype=torch.long))
         out.append(Mined(seen.feature.half(), seen.image.mul(255).round().to(torch.uint8), model_boxes,
-                         torch.from_numpy(candidate_features(gray, boxes, scores)), best,
+                         torch.from_numpy(scores), torch.from_numpy(candidate_features(gray, boxes, scores)), best,
                          gt[which] if len(gt) else model_boxes.clone(), seen.factor, m.boxes, gray.shape))
     return out
 
@@ -124,18 +125,11 @@ def _loss(model: _OnMetaphases, batch: list[Mined], _target=None) -> torch.Tenso
     return total / len(batch)
 
 
-@torch.inference_mode()
 def judged(head: VerifierHead, items: list[Mined]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Per metaphase (refined boxes in image px, p, expected IoU)."""
     head.eval()
-    out = []
-    for m in items:
-        logits, deltas = head(m.feature.float(), m.image.float() / 255, m.boxes, m.features)
-        p = torch.sigmoid(logits).numpy()
-        h, w = m.size
-        boxes = np.clip((head.refine(m.boxes, deltas) / torch.from_numpy(m.factor)).numpy(), 0, [w, h, w, h])
-        out.append((boxes.astype(np.float32), p[:, 0], p[:, 1]))
-    return out
+    return [read_candidates(head, m.feature.float(), m.image.float() / 255, m.boxes, m.features, m.factor, m.size)
+            for m in items]
 
 
 def chosen(scored, op: Operating) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -163,9 +157,8 @@ def detector_alone(items: list[Mined], nms_iou: float) -> list[tuple[np.ndarray,
     """The detector's own boxes over the same candidates, suppressed at its own NMS IoU, in image px."""
     out = []
     for m in items:
-        scores = torch.sigmoid(m.features[:, FEATURES.index("logit")])
-        keep = nms(m.boxes, scores, nms_iou)
-        out.append(((m.boxes[keep] / torch.from_numpy(m.factor)).numpy(), scores[keep].numpy()))
+        keep = nms(m.boxes, m.scores, nms_iou)
+        out.append(((m.boxes[keep] / torch.from_numpy(m.factor)).numpy(), m.scores[keep].numpy()))
     return out
 
 
@@ -198,8 +191,8 @@ def train_verifier(cfg: VerifierTrainConfig) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     detector = load_detector(str(folder), auto_scale=False, verify=False)
     detector.model.set_operating_point(nms_threshold=cfg.pre_nms)
-    train = mine(detector, splits["train"], cfg.workers, cfg.progress, "mine train")
-    val = mine(detector, splits["validation"], cfg.workers, cfg.progress, "mine validation")
+    train = mine(detector, splits["train"], cfg.progress, "mine train")
+    val = mine(detector, splits["validation"], cfg.progress, "mine validation")
     torch.manual_seed(cfg.seed)
     head = VerifierHead(detector.model.num_features, len(FEATURES))
     rows = torch.cat([m.features for m in train])
@@ -249,11 +242,12 @@ def train_verifier(cfg: VerifierTrainConfig) -> dict:
     model.load_state_dict(best)
     op, grid = tune(judged(head, val), [m.gt for m in val])
     op = Operating(**{**asdict(op), "pre_nms": cfg.pre_nms})
-    test = mine(detector, splits["test"], cfg.workers, cfg.progress, "mine test")
+    test = mine(detector, splits["test"], cfg.progress, "mine test")
     t_truth = [m.gt for m in test]
     ours = detection_metrics(t_truth, chosen(judged(head, test), op), op.threshold) if test else None
-    own_nms = float(load_detector(str(folder), verify=False).operating["nms_threshold"])
-    alone = detection_metrics(t_truth, detector_alone(test, own_nms), detector.operating["score_threshold"]) if test else None
+    # detector.operating is its own operating point (the pre_nms above changed only the model's NMS)
+    alone = (detection_metrics(t_truth, detector_alone(test, detector.operating["nms_threshold"]),
+                               detector.operating["score_threshold"]) if test else None)
     report = {"config": {**asdict(cfg), "out": str(cfg.out)}, "identity": ident, "plan": state.plan,
               "best_epoch": state.best_epoch, "epochs_run": state.epoch, "operating": asdict(op),
               "tuning_grid": grid, "data": describe(splits), "test_metrics": ours, "test_detector_alone": alone,
