@@ -18,3 +18,7 @@ class BadInputError(ChromosomeNetError):
 
 class DatasetError(ChromosomeNetError):
     """A dataset as a whole is unusable (e.g. too few groups to split)."""
+
+
+class NoCallError(ChromosomeNetError):
+    """The outputs were written, but no karyotype could be called (a count no cell has)."""

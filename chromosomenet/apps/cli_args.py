@@ -84,3 +84,16 @@ def add_push_parser(sub, verb: str, folder: str, help: str, func) -> None:
     p.add_argument("repo_id")
     p.add_argument("--private", action="store_true")
     p.set_defaults(func=func)
+
+
+def add_batch_flags(p: argparse.ArgumentParser, table: str) -> None:
+    """What an earlier run's results in --out become (:mod:`chromosomenet.pipeline.batch`)."""
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--resume", action="store_true",
+                   help=f"skip the images already in OUT/{table} (an interrupted batch goes on where it stopped)")
+    g.add_argument("--overwrite", action="store_true",
+                   help=f"do the images already in OUT/{table} again and replace their rows (others are kept)")
+
+
+def batch_mode(a: argparse.Namespace) -> str:
+    return "resume" if getattr(a, "resume", False) else "overwrite" if getattr(a, "overwrite", False) else "append"

@@ -6,8 +6,8 @@ import argparse
 import os
 from pathlib import Path
 
-from ..errors import BadInputError
-from .cli_args import add_cell_scale_flag
+from ..errors import BadInputError, ChromosomeNetError, NoCallError
+from .cli_args import add_batch_flags, add_cell_scale_flag, batch_mode
 
 
 def _karyotype(a: argparse.Namespace) -> None:
@@ -17,27 +17,29 @@ def _karyotype(a: argparse.Namespace) -> None:
     if a.metaphase:
         from ..pipeline.metaphase import MetaphaseConfig, karyotype_metaphases
 
-        rows = karyotype_metaphases(MetaphaseConfig(images=tuple(a.metaphase), out=Path(a.out), classifier=a.run,
-                                                    detector=a.detector, boxes=a.boxes, costs=a.costs, verify=a.verify,
-                                                    cell_scale=not a.no_cell_scale))
-        for r in rows:
-            print(f"{r['case'] + '/' if r.get('case') else ''}{r['cell']}: {r['predicted_iscn'] or 'no karyotype called'} "
-                  f"({r['n']} chromosomes from the "
-                  f"{r['boxes_from']}, {r['flagged']} flagged)" + (f"; {r['message']}" if r["message"] else "")
-                  + (f"; {r['notes']}" if r["notes"] else ""))
-        if rows and "case" in rows[0]:
+        report = karyotype_metaphases(MetaphaseConfig(
+            images=tuple(a.metaphase), out=Path(a.out), classifier=a.run, detector=a.detector, boxes=a.boxes,
+            costs=a.costs, verify=a.verify, cell_scale=not a.no_cell_scale, mode=batch_mode(a)),
+            echo=_metaphase_line, progress=True)
+        cases = Path(a.out) / "cases.csv"
+        if "case" in report.table.columns and cases.is_file():
             import csv
 
-            with open(Path(a.out) / "cases.csv", newline="") as f:
+            with open(cases, newline="") as f:
                 for c in csv.DictReader(f):
                     print(f"case {c['case']}: {c['predicted_iscn'] or 'no karyotype called'} from {c['final']} of "
                           f"{c['metaphases']} metaphases with a final count" + (f"; {c['message']}" if c["message"] else ""))
-            print(f"wrote {a.out}/cases.csv, cells.csv and per case <case>/karyograms/, metaphases/, calls/, boxes/")
-            return
-        print(f"wrote {a.out}/cells.csv, karyograms/, metaphases/, calls/, boxes/")
+        where = ("cases.csv, cells.csv and per case <case>/karyograms/, metaphases/, calls/, boxes/"
+                 if cases.is_file() else "cells.csv, karyograms/, metaphases/, calls/, boxes/")
+        print(report.complete("karyotyped", failed=lambda r: not r["predicted_iscn"]) + f"; wrote {a.out}/{where}")
         return
     if a.boxes or a.detector:
         raise BadInputError("--boxes/--detector", "go with --metaphase", "pass the metaphase images with --metaphase")
+    if a.resume:
+        raise BadInputError("--resume", "goes with --metaphase (a batch of images)", "pass --overwrite to redo --out")
+    done = Path(a.out) / ("README.md" if a.data else "karyogram.png")
+    if done.exists() and not a.overwrite:
+        raise BadInputError(a.out, f"already holds a karyotype ({done.name})", "choose a new --out or pass --overwrite")
     a.run = a.run or default_spec()
     cfg = KaryotypeConfig(run=a.run, out=Path(a.out), data=a.data, split=a.split, images=tuple(a.images or ()),
                           one_cell=a.one_cell, costs=a.costs, target_accuracy=a.target_accuracy, workers=a.workers,
@@ -52,6 +54,15 @@ def _karyotype(a: argparse.Namespace) -> None:
         call = karyotype_images(cfg)
         print(f"{call.iscn or 'no karyotype called'}{' — ' + call.message if call.message else ''}; "
               f"{sum(call.flags)} of {len(call.labels)} flagged; karyogram {a.out}/karyogram.png")
+        if not call.iscn:
+            raise NoCallError(f"{a.out}: no karyotype called ({call.message or 'a count no cell has'}); the karyogram "
+                              "and calls were written: look at the cell")
+
+
+def _metaphase_line(r: dict) -> str:
+    return (f"{r['case'] + '/' if r.get('case') else ''}{r['cell']}: {r['predicted_iscn'] or 'no karyotype called'} "
+            f"({r['n']} chromosomes from the {r['boxes_from']}, {r['flagged']} flagged)"
+            + (f"; {r['message']}" if r["message"] else "") + (f"; {r['notes']}" if r["notes"] else ""))
 
 
 def _demo(a: argparse.Namespace) -> None:
@@ -65,6 +76,12 @@ def _demo(a: argparse.Namespace) -> None:
 
 
 def _serve(a: argparse.Namespace) -> None:
+    import importlib.util
+
+    missing = [m for m in ("gradio", "pandas") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ChromosomeNetError(f"the Space needs {' and '.join(missing)}, not installed here: "
+                                 "pip install 'chromosomenet[space]' (or, in a checkout, make setup)")
     from .serve import launch
 
     launch(a.model, host=a.host, port=a.port, detector=a.detector)
@@ -96,6 +113,7 @@ def add_cell_parsers(sub) -> None:
                                            "comma-separated ('' for none; default: merged,low_fill,empty)")
     p.add_argument("--workers", type=int, default=2)
     add_cell_scale_flag(p)
+    add_batch_flags(p, "cells.csv")
     p.set_defaults(func=_karyotype)
 
     p = sub.add_parser("demo", help="the main job: evaluate + karyotype every cell with a trained model, one report")

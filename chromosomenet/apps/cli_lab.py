@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from .cli_args import add_batch_flags, batch_mode
+
 
 def _train_detector(a: argparse.Namespace) -> None:
     from ..data.metaphases import DetectAugment
@@ -47,9 +49,10 @@ def _train_verifier(a: argparse.Namespace) -> None:
 def _detect(a: argparse.Namespace) -> None:
     from ..pipeline.detect import detect_files, load_detector
 
-    for name, n, notes in detect_files(a.images, a.out, load_detector(a.detector, verify=a.verify)):
-        print(f"{name}: {n} chromosomes" + "".join(f"; {x}" for x in notes))
-    print(f"wrote {a.out}/<image>.xml (Pascal VOC) and <image>.png")
+    report = detect_files(a.images, a.out, load_detector(a.detector, verify=a.verify), batch_mode(a),
+                          echo=lambda r: f"{r['image']}: {r['n']} chromosomes" + (f"; {r['notes']}" if r["notes"] else ""),
+                          progress=True)
+    print(report.complete("detected") + f"; the boxes in {a.out}/<image>.xml (Pascal VOC) and <image>.png")
 
 
 def _export_onnx(a: argparse.Namespace) -> None:
@@ -114,6 +117,7 @@ def add_lab_parsers(sub) -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--detector", help="local-dir:PATH or hf-hub:ORG/NAME (default: the shipped detector)")
     p.add_argument("--verify", action="store_true", help="let the verifier beside the detector choose the boxes")
+    add_batch_flags(p, "detections.csv")
     p.set_defaults(func=_detect)
 
     p = sub.add_parser("adapt", help="fine-tune a classifier on a few labelled cells of a new lab (minutes on a CPU)")

@@ -114,7 +114,7 @@ the annotated ones come from the release's karyotype files.
 def _cases(cfg: DemoConfig, out: Path) -> str:
     """Karyotype a folder of case folders from the bare images, as a lab reports a patient: the Markdown section."""
     pipe = load_pipeline(MetaphaseConfig(images=(), out=out, classifier=cfg.model, detector=cfg.detector, costs=cfg.costs))
-    cells = karyotype_metaphases(MetaphaseConfig(images=(cfg.cases,), out=out / "cases"), pipe)
+    cells = _every(MetaphaseConfig(images=(cfg.cases,), out=out / "cases", mode="overwrite"), pipe)
     with open(out / "cases" / "cases.csv", newline="") as f:
         cases = list(csv.DictReader(f))
     truth = {p.stem: int(_read_voc(p)[0].shape[0]) for p in Path(cfg.cases).glob("*/*.xml")}
@@ -137,6 +137,13 @@ same gain, or three with the same loss, makes a mosaic).
 """
 
 
+def _every(cfg: MetaphaseConfig, pipe) -> list[dict]:
+    """Every metaphase's cells.csv row (the report's folders are redone each run); a refused sample image stops it."""
+    report = karyotype_metaphases(cfg, pipe)
+    report.complete("karyotyped")
+    return report.done
+
+
 def _read_voc(path: Path) -> tuple[np.ndarray, list[int | None]]:
     objs = voc.objects(ET.parse(path).getroot())
     return np.asarray([b for _, _, b in objs], dtype=np.float32).reshape(-1, 4), [class_of(n) for _, n, _ in objs]
@@ -145,14 +152,14 @@ def _read_voc(path: Path) -> tuple[np.ndarray, list[int | None]]:
 def _bare_metaphases(cfg: DemoConfig, out: Path) -> str:
     """Karyotype every metaphase from its bare image and from its annotated boxes; the Markdown section."""
     base = MetaphaseConfig(images=(cfg.metaphases,), out=out / "metaphases" / "bare", classifier=cfg.model,
-                           detector=cfg.detector, costs=cfg.costs)
+                           detector=cfg.detector, costs=cfg.costs, mode="overwrite")
     pipe = load_pipeline(base)
     start = time.perf_counter()
-    bare = karyotype_metaphases(base, pipe)
+    bare = _every(base, pipe)
     seconds = (time.perf_counter() - start) / max(len(bare), 1)
     pipe.detector = None
-    annotated = karyotype_metaphases(MetaphaseConfig(images=(cfg.metaphases,), out=out / "metaphases" / "annotated",
-                                                     boxes=cfg.metaphases), pipe)
+    annotated = _every(MetaphaseConfig(images=(cfg.metaphases,), out=out / "metaphases" / "annotated",
+                                       boxes=cfg.metaphases, mode="overwrite"), pipe)
     truth, found, rows, n = [], [], [], {"matched": 0, "right": 0, "true": 0, "found": 0}
     for b, a in zip(bare, annotated):
         t_boxes, t_classes = _read_voc(Path(cfg.metaphases) / f"{a['cell']}.xml")

@@ -8,6 +8,7 @@ the page around them.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from ..pipeline.render import render_karyogram
 from .cam import grad_cam, overlay
 
 MAX_CASE_METAPHASES = 20  # a lab counts 15–20 metaphases of a case and karyotypes a few
+REQUEST_SECONDS = 60  # a case (the one request that grows with its upload) stops at the next metaphase past it
 
 
 class Engine:
@@ -193,8 +195,9 @@ class CaseResult:
     pictures: list[tuple[str, str]]  # (karyogram, caption) per metaphase
 
 
-def karyotype_case(engine: Engine, paths: list[str | Path], out_dir: Path) -> CaseResult:
-    """The bare metaphase images of one patient: each karyotyped, then the case called from them (:mod:`.cases`)."""
+def karyotype_case(engine: Engine, paths: list[str | Path], out_dir: Path, deadline: float | None = None) -> CaseResult:
+    """The bare metaphase images of one patient: each karyotyped, then the case called from them (:mod:`.cases`);
+    past ``deadline`` (``time.monotonic()``) it stops before the next metaphase with one sentence."""
     paths = list(paths or [])
     if not paths:
         raise UploadError("upload", "no metaphase images were given", "upload the metaphase images of one case")
@@ -203,7 +206,10 @@ def karyotype_case(engine: Engine, paths: list[str | Path], out_dir: Path) -> Ca
                           "upload the metaphases of one case")
     pipe = Pipeline(engine.predictor, engine.costs, engine.threshold, engine.detector())
     cells, pictures = [], []
-    for path in paths:
+    for k, path in enumerate(paths):
+        if deadline is not None and time.monotonic() > deadline:
+            raise UploadError("upload", f"the case took too long (stopped after {k} of {len(paths)} metaphases)",
+                              "send fewer metaphases at a time, or karyotype the case with the command line")
         gray, name = read_metaphase(path)
         r = karyotype_one(pipe, gray, name, out_dir, None)
         cells.append(r.row)

@@ -38,12 +38,16 @@ from ..errors import ChromosomeNetError
 from ..models import shipped
 from ..pipeline.assign import iscn
 from ..samples import sample_cases_dir, sample_dir, sample_metaphases_dir
-from .engine import (MAX_CASE_METAPHASES, CellResult, Engine, classify_chromosome, karyotype_case, karyotype_files,
+from .engine import (MAX_CASE_METAPHASES, REQUEST_SECONDS, CellResult, Engine, classify_chromosome, karyotype_case, karyotype_files,
                      karyotype_metaphase)
 
 log = logging.getLogger(__name__)
 ENV_MODEL = "CHROMOSOMENET_MODEL"
 ENV_DETECTOR = "CHROMOSOMENET_DETECTOR"
+# Sized for 2 cores: one request works at a time (torch uses both cores for it; two at once only share them),
+# at most QUEUE_SIZE wait (the next is told the queue is full), and a case stops past REQUEST_SECONDS.
+# Uploads: ≤ MAX_FILE_BYTES each, refused by the server before they reach a handler.
+CONCURRENCY, QUEUE_SIZE = 1, 16
 HOW_TO_GET_A_MODEL = (f"**No model loaded.** The shipped model (`models/{shipped.DEFAULT}`) is not in this checkout: "
                       "start the app with `--model local-dir:PATH` (a finished `chromosomenet train` run folder) "
                       f"or `--model hf-hub:ORG/NAME`, set `{ENV_MODEL}`, or train one with `make train`.")
@@ -160,7 +164,7 @@ def build_app(model_spec: str | None, detector_spec: str | None = None) -> "gr.B
 
     @guarded
     def on_case(paths):
-        r = karyotype_case(engine, paths, fresh_dir())
+        r = karyotype_case(engine, paths, fresh_dir(), deadline=time.monotonic() + REQUEST_SECONDS)
         c = r.case
         text = (f"**{c['predicted_iscn'] or 'no karyotype called'}** from {c['final']} of {c['metaphases']} metaphases "
                 f"with a final count (counts seen: {c['counts']})" + ("; **review**" if c["review"] else "")
@@ -186,7 +190,7 @@ def build_app(model_spec: str | None, detector_spec: str | None = None) -> "gr.B
             with gr.Row():
                 c_canvas = gr.Image(label="As the model saw it (its canonical view, or the 300×300 canvas)", type="pil", format="png")
                 c_cam = gr.Image(label="Grad-CAM of the top class", type="pil", format="png")
-            c_btn.click(on_chromosome, c_in, [c_label, c_canvas, c_cam], api_name="classify")
+            c_btn.click(on_chromosome, c_in, [c_label, c_canvas, c_cam], api_name="classify", concurrency_id="work")
             gr.Examples([[p] for p, _ in singles], c_in, [c_label, c_canvas, c_cam], on_chromosome,
                         run_on_click=True, cache_examples=False, example_labels=[t for _, t in singles],
                         label="Chromosomes from the embedded sample (one click each)")
@@ -222,8 +226,8 @@ def build_app(model_spec: str | None, detector_spec: str | None = None) -> "gr.B
                 k_boxes.render()
             for c in (k_iscn, k_note, k_table, k_files):
                 c.render()
-            k_btn.click(on_cell, k_in, outs, api_name="karyotype")
-            m_btn.click(on_metaphase, [m_img, m_xml], outs, api_name="karyotype_metaphase")
+            k_btn.click(on_cell, k_in, outs, api_name="karyotype", concurrency_id="work")
+            m_btn.click(on_metaphase, [m_img, m_xml], outs, api_name="karyotype_metaphase", concurrency_id="work")
         with gr.Tab("A case"):
             gr.Markdown("The bare metaphase images of one patient: each is karyotyped, then the case is called from "
                         "the metaphases whose count is final, as a lab reports it (a clone of two cells with the same "
@@ -236,9 +240,10 @@ def build_app(model_spec: str | None, detector_spec: str | None = None) -> "gr.B
             if case_example:
                 gr.Examples([[case_example]], s_in, s_out, on_case, run_on_click=True, cache_examples=False,
                             example_labels=["case 110102 of the embedded sample (6 metaphases)"])
-            s_btn.click(on_case, s_in, s_out, api_name="karyotype_case")
+            s_btn.click(on_case, s_in, s_out, api_name="karyotype_case", concurrency_id="work")
         gr.Markdown(f"Uploads: ≤ {MAX_FILE_BYTES // 2**20} MB per file, ≤ {MAX_FILES} images per cell; zips are "
-                    "checked before extraction. Karyotype prior: "
+                    f"checked before extraction. One request at a time, {QUEUE_SIZE} waiting at most; a case stops "
+                    f"after {REQUEST_SECONDS} s. Karyotype prior: "
                     + (f"{engine.costs_from}; review threshold {engine.threshold:.4g}" if engine else "no model")
                     + ". Data: Tseng et al., Sci. Data 2023 (CC BY 4.0).")
     demo.chromosomenet_work = work  # for launch's allowed_paths and tests
@@ -249,7 +254,7 @@ def launch(model: str | None = None, host: str = "127.0.0.1", port: int = 7860, 
            quiet: bool = False, detector: str | None = None) -> "gr.Blocks":
     """Serve the app on ``host:port`` (loopback by default); ``block=False`` returns once it is up."""
     demo = build_app(model, detector)
-    demo.queue(default_concurrency_limit=1, max_size=32)
+    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
     demo.launch(server_name=host, server_port=port, max_file_size=MAX_FILE_BYTES, prevent_thread_lock=not block,
                 allowed_paths=[str(demo.chromosomenet_work)], ssr_mode=False, quiet=quiet, footer_links=["api"])
     return demo

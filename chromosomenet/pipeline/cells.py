@@ -94,7 +94,7 @@ def saved_costs(path: str) -> tuple[KaryotypeCosts, float, str]:
     """(costs, review threshold, where they were tuned) from a costs.json written by a dataset run."""
     try:
         saved = json.loads(Path(path).read_text())
-        return KaryotypeCosts(**saved["costs"]), float(saved["threshold"]), f"{saved.get('tuned_on', '?')} ({path})"
+        return KaryotypeCosts(**saved["costs"]), float(saved["threshold"]), f"{saved.get('tuned_on', '?')} ({Path(path).name})"
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise BadInputError(path, f"is not a costs.json of `chromosomenet karyotype` ({type(e).__name__})",
                             "pass the costs.json a dataset run wrote, e.g. the one shipped beside the model") from None

@@ -24,12 +24,13 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 
 from ..data import voc
-from ..data.images import IMAGE_SUFFIXES, decode_gray
+from ..data.images import decode_gray
 from ..data.uploads import MAX_METAPHASE_PIXELS, image_size, read_upload
 from ..errors import BadInputError
 from ..fsutil import atomic_write_bytes, atomic_write_text
 from ..models import hub, shipped
 from ..models.detector import STRIDE, ChromosomeDetector, is_detector
+from .batch import BatchReport, Item, Table, collect, run_batch
 from .verify import Seen, Verifier, load_verifier
 
 MAX_FILE_BYTES = 200 * 1024 * 1024  # a 40-megapixel 16-bit TIFF is ~80 MB
@@ -199,22 +200,16 @@ def read_metaphase(path: str | Path) -> tuple[np.ndarray, str]:
     return decode_gray(up.data, up.name), up.name
 
 
-def image_files(paths) -> list[Path]:
-    """Files and the image files of folders, in order; a missing path or a non-image file is refused."""
-    files: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            found = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
-            if not found:
-                raise BadInputError(p, "holds no image files", f"give metaphase images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-            files += found
-        elif p.is_file():
-            if p.suffix.lower() not in IMAGE_SUFFIXES:
-                raise BadInputError(p, "is not an image file", f"give {', '.join(sorted(IMAGE_SUFFIXES))} files")
-            files.append(p)
-        else:
-            raise BadInputError(p, "not found", "give metaphase image files or folders of them")
-    return files
+def voc_source(path: str | Path | None) -> dict:
+    """Pascal VOC's ``<folder>`` and ``<depth>`` of an image file (its header: 3 for colour, 1 for grey)."""
+    if path is None:
+        return {}
+    try:
+        with Image.open(path) as im:
+            depth = 3 if im.mode in ("P", "PA") else max(1, sum(b != "A" for b in im.getbands()))
+    except (OSError, ValueError, SyntaxError):
+        depth = 1
+    return {"depth": depth, "folder": Path(path).parent.name}
 
 
 def _font(size: int):
@@ -241,33 +236,37 @@ def draw_boxes(gray: np.ndarray, boxes, texts, path: str | Path, colors=None) ->
 
 
 def write_detections(found: Detections, image_name: str, gray: np.ndarray, out: Path,
-                     names: list[str] | None = None) -> tuple[Path, Path]:
-    """OUT/<stem>.xml (VOC, objects in reading order, ``<score>`` each) and OUT/<stem>.png (box k: object k)."""
+                     names: list[str] | None = None, source: Path | None = None) -> tuple[Path, Path]:
+    """OUT/<stem>.xml (VOC, objects in reading order, ``<score>`` each; ``source``, the image file, gives its
+    folder and depth) and OUT/<stem>.png (box k: object k)."""
     order = reading_order(found.boxes)
     boxes = [found.int_boxes()[i] for i in order]
     stem = Path(image_name).stem
     xml = voc.to_xml(image_name, found.width, found.height, boxes, [float(found.scores[i]) for i in order],
-                     [names[i] for i in order] if names else None)
+                     [names[i] for i in order] if names else None, **voc_source(source))
     atomic_write_text(out / f"{stem}.xml", xml)
     return out / f"{stem}.xml", draw_boxes(gray, boxes, [str(k) for k in range(len(boxes))], out / f"{stem}.png")
 
 
-def detect_files(paths, out: str | Path, detector: Detector) -> list[tuple[str, int, tuple[str, ...]]]:
-    """Detect every image; per image (name, chromosomes found, notes). Images where nothing is found
-    write nothing and are named, after the others are written, in one :class:`NoChromosomesError`."""
+DETECT_COLUMNS = ("image", "n", "notes")
+
+
+def detect_files(paths, out: str | Path, detector: Detector, mode: str = "append", echo=None,
+                 progress: bool = False) -> BatchReport:
+    """Detect every image, to the end whatever one file is (:mod:`.batch`): OUT/<stem>.xml and .png each,
+    and OUT/detections.csv a row per image (``image`` its stem, ``n`` boxes, ``notes``); an image where
+    nothing is found writes nothing and is refused."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    done, empty = [], []
-    for f in image_files(paths):
-        gray, name = read_metaphase(f)
+    items, refused = collect(paths, out)
+
+    def step(it: Item) -> dict:
+        gray, name = read_metaphase(it.path)
         found = detector(gray, name=name).kept
         if not len(found):
-            empty.append(f)
-            continue
-        write_detections(found, name, gray, out)
-        done.append((name, len(found), found.notes))
-    if empty:
-        raise NoChromosomesError(empty[0], "no chromosomes found" + (f" (nor in {len(empty) - 1} more image(s))"
-                                                                    if len(empty) > 1 else ""),
-                                 "give a G-banded metaphase image; the others' boxes were written")
-    return done
+            raise NoChromosomesError(it.path, "no chromosomes found", "give a G-banded metaphase image")
+        out.mkdir(parents=True, exist_ok=True)
+        write_detections(found, name, gray, out, source=it.path)
+        return {"image": it.path.stem, "n": len(found), "notes": "; ".join(found.notes)}
+
+    return run_batch(items, step, Table(out / "detections.csv", DETECT_COLUMNS, ("image",)), mode, refused,
+                     echo=echo, progress=progress)

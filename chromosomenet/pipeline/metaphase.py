@@ -37,7 +37,9 @@ from ..models import shipped
 from .assign import CellCall, KaryotypeCosts, assign, flag, iscn, write_call
 from .cases import CASE_COLUMNS, case_folders, case_rows
 from .cells import DEFAULT_THRESHOLD, saved_costs
-from .detect import Detector, NoChromosomesError, draw_boxes, image_files, load_detector, read_metaphase, reading_order
+from .batch import BatchReport, Item, Table, collect, run_batch
+from .detect import (Detector, NoChromosomesError, draw_boxes, load_detector, read_metaphase,
+                     reading_order, voc_source)
 from .isolate import metaphase_threshold, place_on_canvas
 from .predict import Predictor, load_classifier, predict_cell
 from .render import render_karyogram
@@ -135,6 +137,7 @@ class MetaphaseConfig:
     auto_scale: bool = True
     verify: bool = False              # the detector's verifier decides which candidates are chromosomes (opt-in)
     cell_scale: bool = True           # read the metaphase's chromosomes at the reference scale and greys
+    mode: str = "append"              # an earlier run's rows in OUT: append | resume | overwrite (:mod:`.batch`)
 
 
 @dataclass
@@ -181,9 +184,10 @@ class MetaphaseResult:
     voc: Path
 
 
-def karyotype_one(pipe: Pipeline, gray: np.ndarray, name: str, out: Path, boxes_voc: str | Path | None = None
-                  ) -> MetaphaseResult:
-    """Detect (or read) the boxes of one metaphase, separate, classify, assign, draw and write."""
+def karyotype_one(pipe: Pipeline, gray: np.ndarray, name: str, out: Path, boxes_voc: str | Path | None = None,
+                  source: Path | None = None) -> MetaphaseResult:
+    """Detect (or read) the boxes of one metaphase, separate, classify, assign, draw and write (``source``,
+    the image file, gives the VOC file its folder and depth)."""
     stem, (h, w) = Path(name).stem, gray.shape
     notes: tuple[str, ...] = ()
     doubt, extra = None, np.zeros((0, 4))
@@ -210,7 +214,8 @@ def karyotype_one(pipe: Pipeline, gray: np.ndarray, name: str, out: Path, boxes_
     calls_csv, _ = write_call(call, ids, out / "calls", stem)
     picture = label_picture(gray, boxes, call, out / "metaphases" / f"{stem}.png", doubt, extra)
     doubts = count_doubts(len(boxes), doubt or (), extra)
-    atomic_write_text(out / "boxes" / f"{stem}.xml", voc.to_xml(name, w, h, boxes, scores, list(call.names)))
+    atomic_write_text(out / "boxes" / f"{stem}.xml", voc.to_xml(name, w, h, boxes, scores, list(call.names),
+                                                                        **voc_source(source)))
     annotated = iscn(np.bincount(truth, minlength=labels.NUM_CLASSES)) if all(t is not None for t in truth) else ""
     row = {"cell": stem, "n": len(boxes), "predicted_iscn": call.iscn, "annotated_iscn": annotated,
            "flagged": int(sum(call.flags)), "plausible": call.plausible, "count_review": bool(doubts) or (not boxes_voc and not call.plausible),
@@ -220,32 +225,32 @@ def karyotype_one(pipe: Pipeline, gray: np.ndarray, name: str, out: Path, boxes_
                            Path(karyogram), picture, calls_csv, out / "boxes" / f"{stem}.xml")
 
 
-def karyotype_metaphases(cfg: MetaphaseConfig, pipe: Pipeline | None = None) -> list[dict]:
-    """Every image of ``cfg.images`` through the pipeline; OUT/cells.csv holds a row per metaphase. One
-    folder of case folders (:func:`.cases.case_folders`) puts each case's outputs in OUT/<case>/ and writes
-    OUT/cases.csv, a row per case. An image without chromosomes writes nothing and is named at the end,
-    after the others are written."""
+def karyotype_metaphases(cfg: MetaphaseConfig, pipe: Pipeline | None = None, echo=None,
+                         progress: bool = False) -> BatchReport:
+    """Every image of ``cfg.images`` through the pipeline, to the end whatever one file is (:mod:`.batch`:
+    a bad one is refused in one line, ``cfg.mode`` says what an earlier run's rows in OUT become);
+    OUT/cells.csv holds a row per metaphase. One folder of case folders (:func:`.cases.case_folders`)
+    puts each case's outputs in OUT/<case>/ and writes OUT/cases.csv, a row per case."""
     out = Path(cfg.out)
     cases = case_folders(cfg.images)
-    groups = {c: (image_files([d]), out / c) for c, d in cases.items()} if cases else {"": (image_files(cfg.images), out)}
+    items, refused = [], []
+    for case, paths in ({c: [d] for c, d in cases.items()} if cases else {"": list(cfg.images)}).items():
+        found, bad = collect(paths, out / case if case else out, case)
+        items += found
+        refused += bad
+    table = Table(out / "cells.csv", ("case",) + COLUMNS if cases else COLUMNS, ("case", "cell") if cases else ("cell",))
     pipe = pipe or load_pipeline(cfg)
-    rows, empty, by_case = [], [], {}
-    for case, (files, where) in groups.items():
-        for f in files:
-            gray, name = read_metaphase(f)
-            try:
-                row = karyotype_one(pipe, gray, name, where, cfg.boxes).row
-            except NoChromosomesError:
-                empty.append(f)
-                continue
-            rows.append({"case": case, **row} if cases else row)
-            by_case.setdefault(case, []).append(row)
-    if rows:
-        atomic_write_csv(out / "cells.csv", ("case",) + COLUMNS if cases else COLUMNS, rows)
-    if cases:
-        atomic_write_csv(out / "cases.csv", CASE_COLUMNS, case_rows(by_case))
-    if empty:
-        raise NoChromosomesError(empty[0], "no chromosomes found" + (f" (nor in {len(empty) - 1} more image(s))"
-                                                                    if len(empty) > 1 else ""),
-                                 "give G-banded metaphase images; the other images' results were written")
-    return rows
+
+    def step(it: Item) -> dict:
+        gray, name = read_metaphase(it.path)
+        row = karyotype_one(pipe, gray, name, it.out, cfg.boxes, source=it.path).row
+        return {"case": it.case, **row} if cases else row
+
+    def by_case(rows: list[dict]) -> None:
+        groups: dict[str, list[dict]] = {}
+        for r in rows:
+            groups.setdefault(r["case"], []).append(r)
+        atomic_write_csv(out / "cases.csv", CASE_COLUMNS, case_rows(groups))
+
+    return run_batch(items, step, table, cfg.mode, refused, on_rows=by_case if cases else None, echo=echo,
+                     progress=progress)

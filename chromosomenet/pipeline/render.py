@@ -100,6 +100,17 @@ def _span(group: list[tuple[Image.Image, bool]]) -> int:
     return sum(p.width for p, _ in group) + HOMOLOGUE_GAP * max(len(group) - 1, 0)
 
 
+def _wrap(text: str, font, width: float) -> list[str]:
+    """``text`` in lines no wider than ``width`` px in ``font`` (words kept whole where they fit)."""
+    lines: list[str] = []
+    for word in text.split():
+        if lines and font.getlength(f"{lines[-1]} {word}") <= width:
+            lines[-1] += f" {word}"
+        else:
+            lines.append(word)
+    return lines
+
+
 def render_karyogram(images: Sequence[np.ndarray | Image.Image], call: CellCall, path: str | Path,
                      title: str | None = None) -> Path:
     """Write the karyogram PNG of ``call`` (images in the order of its labels) atomically; return the path."""
@@ -109,15 +120,15 @@ def render_karyogram(images: Sequence[np.ndarray | Image.Image], call: CellCall,
     width = 2 * MARGIN + max(len(row) * (max(group_w[c] for c in row) + GROUP_GAP) for row in LAYOUT)
     row_h = [max([p.height for c in row for p, _ in pieces[c]], default=0) + LABEL_H for row in LAYOUT]
     f_title, f_sub, f_label = _font(34), _font(17), _font(20)
-    subtitle = " · ".join(s for s in (title, call.message) if s)
-    head = MARGIN + 44 + (26 if subtitle else 0)
+    subtitle = _wrap(" · ".join(s for s in (title, call.message) if s), f_sub, width - 2 * MARGIN)
+    head = MARGIN + 44 + 22 * len(subtitle) + (4 if subtitle else 0)
     n_flag = sum(bool(f) for f in call.flags)
     height = head + sum(row_h) + ROW_GAP * len(LAYOUT) + (30 if n_flag else 0) + MARGIN
     canvas = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(canvas)
     draw.text((width / 2, MARGIN), call.iscn or "no karyotype called", fill=TEXT_RGB, font=f_title, anchor="mt")
-    if subtitle:
-        draw.text((width / 2, MARGIN + 44), subtitle, fill=LINE_RGB, font=f_sub, anchor="mt")
+    for k, line in enumerate(subtitle):  # a long cell name or message wraps, never runs off the picture
+        draw.text((width / 2, MARGIN + 44 + 22 * k), line, fill=LINE_RGB, font=f_sub, anchor="mt")
     y = head + ROW_GAP
     for row, h in zip(LAYOUT, row_h):
         base = y + h - LABEL_H  # chromosomes stand on this line; the class name sits under it
