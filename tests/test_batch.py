@@ -3,9 +3,7 @@ bad one in one line, keeps an earlier run's rows, and resumes after a kill -9 to
 uninterrupted run writes. Real sample metaphases; the bad files are made in the test."""
 from __future__ import annotations
 
-import contextlib
 import csv
-import io
 import os
 import shutil
 import signal
@@ -30,9 +28,13 @@ def rows_of(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+PROGRESS: list[str] = []  # the last run's progress lines (stderr is no terminal here: a line at every tenth)
+
+
 def cli(argv: list[str], capsys) -> tuple[int, list[str], list[str]]:
     code = main(argv)
     cap = capsys.readouterr()
+    PROGRESS[:] = [x for x in cap.err.splitlines() if x.startswith("[")]
     return code, cap.out.splitlines(), [x for x in cap.err.splitlines() if not x.startswith("[")]
 
 
@@ -66,6 +68,7 @@ def test_a_mixed_batch_runs_to_the_end(tmp_path: Path, capsys, verb, table):
     key = "image" if verb == ["detect"] else "cell"
     assert [r[key] for r in rows_of(tmp_path / "o" / table)] == list(GOOD)  # every good image, once
     assert sum(line.split(":")[0] in GOOD for line in out) == len(GOOD)
+    assert PROGRESS and all(x.endswith(" left]") and "images" in x for x in PROGRESS), PROGRESS  # the ETA
 
 
 def test_a_second_run_adds_to_the_table_and_never_loses_rows(tmp_path: Path, capsys):

@@ -91,3 +91,20 @@ def test_a_sample_chromosome_and_a_sample_cell_from_the_installed_package(instal
     with open(tmp_path / "bare/cells.csv", newline="") as f:
         (row,) = list(csv.DictReader(f))
     assert row["boxes_from"] == "detector" and abs(int(row["n"]) - 47) <= 2
+
+
+def test_serve_without_the_space_packages_says_what_to_install():
+    """gradio made unimportable (as in an install without the `space` extra): one line, no traceback."""
+    code = ("import sys; sys.modules['gradio'] = None\n"
+            "from chromosomenet.apps.cli import main; sys.exit(main(['serve']))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "pip install 'chromosomenet[space]'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_script_beside_a_checkout_folder_is_told_what_happened(tmp_path: Path):
+    """A checkout folder named chromosomenet next to a script shadows the package: the import says so."""
+    (tmp_path / "chromosomenet").symlink_to(REPO, target_is_directory=True)
+    (tmp_path / "script.py").write_text("import chromosomenet\n")
+    r = subprocess.run([sys.executable, "script.py"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0 and "found the checkout folder" in r.stderr and "pip install -e" in r.stderr, r.stderr

@@ -354,3 +354,21 @@ def test_threshold_with_a_clopper_pearson_bound_is_stricter_and_matches_scipy():
     assert error_upper_bound(u["errors"], u["n"], 0.95) == pytest.approx(want, rel=1e-9)
     assert error_upper_bound(0, 0) == 1.0 and error_upper_bound(3, 3) == 1.0
     assert pick_threshold(ok[:50], conf[:50], 0.999, confidence_level=0.95) > conf[:50].max()  # too few: flag all
+
+
+def test_a_long_caption_wraps_inside_the_karyogram(tmp_path):
+    """A Pki-3 cell's folder name and a long message once ran off the picture: every caption line fits."""
+    from chromosomenet.pipeline.render import MARGIN, _font, _wrap
+
+    images, truth, _ = _sample_cell("1051261")
+    probs = np.full((len(truth), 24), 0.1 / 23)
+    probs[np.arange(len(truth)), truth] = 0.9
+    call = flag(assign(probs), 0.9)
+    title = "cell 97002274.12.tiff; " + "a count no cell is known to have: an object was likely missed " * 4
+    out = render_karyogram(images, call, tmp_path / "k.png", title=title)
+    width = Image.open(out).size[0]
+    lines = _wrap(f"{title} · {call.message}", _font(17), width - 2 * MARGIN)
+    assert len(lines) >= 2 and all(_font(17).getlength(x) <= width - 2 * MARGIN for x in lines)
+    assert " ".join(lines) == " ".join(f"{title} · {call.message}".split())  # nothing dropped
+    short = render_karyogram(images, call, tmp_path / "s.png", title="cell 1051261")
+    assert Image.open(out).size[1] > Image.open(short).size[1]  # the caption's lines get their room

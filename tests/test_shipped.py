@@ -75,6 +75,7 @@ def test_the_space_engine_shows_the_view_and_uses_the_shipped_costs():
 
     engine = Engine(f"local-dir:{FOLDER}")
     assert shipped.COSTS in engine.costs_from and 0 < engine.threshold < 1
+    assert str(FOLDER) not in engine.costs_from  # the page never shows the server's paths
     r = classify_chromosome(engine, next((chromosomenet.sample_dir() / "0").glob("*.png")))
     assert r.canvas.size == (3 * 48, 3 * 104) and r.heatmap.size == r.canvas.size  # the 104×48 view, ×3
     assert "1" in r.top5  # a chromosome 1 of an unseen case

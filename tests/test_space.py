@@ -8,6 +8,7 @@ import io
 import re
 import socket
 import struct
+import time
 import zipfile
 import zlib
 from pathlib import Path
@@ -277,6 +278,50 @@ def test_api_karyotypes_a_case(client: Client, engine: Engine, tmp_path: Path):
     assert f"**{want.case['predicted_iscn'] or 'no karyotype called'}**" in text
     assert len(table["data"]) == len(files) == len(gallery) and want.case["metaphases"] == 5
     assert want.case["review"] == ("**review**" in text)
+
+
+def test_concurrent_clients_each_get_their_own_right_answer(served, engine: Engine, tmp_path: Path):
+    """Three users at once (each its own gradio_client): the queue serves them one at a time, each the
+    answer the pipeline gives alone, none mixed up with another's (bench/bench_space_load.py: 8 for 2 min)."""
+    import threading
+
+    stems = ("1051261", "103181", "1051261")
+    images = {s: METAPHASE / f"JEPG/{s}.jpg" for s in set(stems)}
+    want = {s: karyotype_metaphase(engine, p, None, tmp_path / s).call.iscn or "no karyotype called"
+            for s, p in images.items()}
+    got: dict[int, str] = {}
+
+    def user(k: int) -> None:
+        out = Client(served[1], verbose=False).predict(handle_file(str(images[stems[k]])), None,
+                                                       api_name="/karyotype_metaphase")
+        got[k] = out[2]
+
+    threads = [threading.Thread(target=user, args=(k,)) for k in range(len(stems))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert got == {k: want[s] for k, s in enumerate(stems)}
+
+
+def test_an_upload_over_the_size_limit_is_refused_by_the_server(client: Client, tmp_path: Path):
+    from chromosomenet.data.uploads import MAX_FILE_BYTES
+
+    big = tmp_path / "big.png"
+    big.write_bytes(b"\x89PNG" + bytes(MAX_FILE_BYTES + 1024))
+    with pytest.raises(Exception, match="(?i)size|large|413"):
+        client.predict(handle_file(str(big)), api_name="/classify")
+    label, _, _ = client.predict(handle_file(str(cell_files("103181")[0])), api_name="/classify")
+    assert label["label"] in NAMES  # and it keeps serving
+
+
+def test_a_case_past_its_time_stops_with_one_sentence(engine: Engine, tmp_path: Path):
+    from chromosomenet import sample_cases_dir
+    from chromosomenet.apps.engine import karyotype_case
+
+    files = sorted((sample_cases_dir() / "105618").glob("*.jpg"))
+    with pytest.raises(UploadError, match="the case took too long \\(stopped after 0 of 5 metaphases\\)"):
+        karyotype_case(engine, files, tmp_path, deadline=time.monotonic() - 1)
 
 
 def test_a_blank_upload_gets_one_sentence(client: Client, tmp_path: Path):

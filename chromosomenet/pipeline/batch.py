@@ -17,6 +17,7 @@ already holds rows (an earlier run into the same folder), ``mode`` says what hap
 from __future__ import annotations
 
 import csv
+import ctypes
 import logging
 import sys
 import time
@@ -209,9 +210,27 @@ def run_batch(items: list[Item], step: Callable[[Item], dict], table: Table, mod
                     on_rows(report.rows)
                 show.row(row)
             show.step()
+            _give_back_memory()
     finally:
         show.close()
     return report
+
+
+def _give_back_memory() -> None:
+    """Return glibc's free heap to the system after each image: metaphases of every size leave the heap
+    fragmented, and a 200-image batch grew by 350 MB without this, by under 40 MB with it (bench/RESULTS.md)."""
+    global _LIBC
+    if _LIBC is None:
+        try:
+            _LIBC = ctypes.CDLL("libc.so.6")
+            _LIBC.malloc_trim  # noqa: B018  (glibc only: musl, macOS and Windows have none)
+        except (OSError, AttributeError):
+            _LIBC = False
+    if _LIBC:
+        _LIBC.malloc_trim(0)
+
+
+_LIBC = None
 
 
 class _Echo:
