@@ -1,4 +1,5 @@
-"""A raw tree without the cases of the embedded sample: `python tools/without_sample_cases.py RAW DST`.
+"""A raw tree without the cases of the embedded sample: `python tools/without_sample_cases.py RAW DST [CELLS]`
+(CELLS: another file of image stems whose cases are left out).
 
 The shipped model trains on it, so `make run` (which scores the embedded sample) only shows it cases
 it never saw. DST holds symlinks to RAW's images and a filtered metadata.csv (+ ATTRIBUTION.md).
@@ -14,8 +15,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 from subset import link_rows, read_rows  # noqa: E402
 
 
-def main(raw: Path, dst: Path) -> None:
-    stems = {s.strip() for s in (ROOT / "tools" / "sample_cells.txt").read_text().split() if s.strip()}
+def main(raw: Path, dst: Path, cells: Path = ROOT / "tools" / "sample_cells.txt") -> None:
+    stems = {s.strip() for s in cells.read_text().split() if s.strip()}
     rows = read_rows(raw)
     cases = {r["case_id"] for r in rows if r["cell_id"] in stems}
     keep = [r for r in rows if r["case_id"] not in cases]
@@ -26,4 +27,4 @@ def main(raw: Path, dst: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), Path(sys.argv[2]))
+    main(Path(sys.argv[1]), Path(sys.argv[2]), *map(Path, sys.argv[3:4]))

@@ -57,6 +57,10 @@ VIEW_ARCHITECTURES: dict[str, ViewArch] = {
     "chromosomenet_view_lite0": ViewArch("tf_efficientnet_lite0", 2),
     "chromosomenet_view_lite0_native": ViewArch("tf_efficientnet_lite0", 1),
 }
+# The paper's 8 baselines on the canonical view (``tools/baselines.py --input view``), ×2 down as the default.
+PAPER_BACKBONES = ("mobilenetv2_100", "densenet121", "resnet50", "resnet101", "resnet152", "resnext101_32x8d",
+                   "res2net50_26w_4s", "resnest50d")
+VIEW_ARCHITECTURES.update({f"chromosomenet_view_{b}": ViewArch(b, 2) for b in PAPER_BACKBONES})
 
 __all__ = ["VIEW_ARCHITECTURES", "ViewArch", "ViewNet", "is_view_model", "turned"]
 
@@ -122,8 +126,8 @@ def is_view_model(model: nn.Module) -> bool:
 def _cfg(name: str) -> dict[str, Any]:
     arch = VIEW_ARCHITECTURES[name]
     backbone, downsample = arch.backbone, arch.downsample
-    first_conv, classifier = {"tf_efficientnet_lite0": ("net.conv_stem", "net.classifier")}.get(
-        backbone, ("net.conv1.0" if backbone.endswith("t") else "net.conv1", "net.fc"))
+    own = timm.models.get_pretrained_cfg(backbone)  # the backbone's own layer names, under ``net.``
+    first_conv, classifier = f"net.{own.first_conv if own else 'conv1'}", f"net.{own.classifier if own else 'fc'}"
     h, w = ViewSpec(downsample=downsample).size
     return {"num_classes": NUM_CLASSES, "input_size": (3, 300, 300), "pool_size": None,
             "crop_pct": 1.0, "crop_mode": "center", "interpolation": "bilinear",
