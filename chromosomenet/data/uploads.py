@@ -1,7 +1,8 @@
 """Untrusted uploads (the Space): size and count caps, cheap image header checks, safe zip extraction.
 
 Everything here refuses with :class:`UploadError`, one sentence naming the file (by its base name:
-the server's temp paths mean nothing to the person uploading) and what to do. Nothing is unpickled;
+the server's temp paths mean nothing to the person uploading; the CLI's batches name it by its path)
+and what to do, in words that fit the page and the command line alike. Nothing is unpickled;
 images are only ever read by Pillow, zips by :mod:`zipfile` after their directory has been checked.
 """
 from __future__ import annotations
@@ -48,10 +49,10 @@ def read_upload(path: str | Path, max_bytes: int = MAX_FILE_BYTES) -> Upload:
     except OSError:
         raise UploadError(name, "the upload is missing on the server", "upload it again") from None
     if size == 0:
-        raise UploadError(name, "the file is empty (0 bytes)", "upload the image itself")
+        raise UploadError(name, "the file is empty (0 bytes)", "give the image itself")
     if size > max_bytes:
         raise UploadError(name, f"the file is {size / 2**20:.1f} MB, over the {max_bytes / 2**20:.0f} MB limit",
-                          "upload a smaller image")
+                          "use a smaller image")
     return Upload(Path(name).name, p.read_bytes())
 
 
@@ -59,7 +60,7 @@ def image_size(up: Upload, max_pixels: int) -> tuple[int, int]:
     """(width, height) from the image header alone, refusing non-images and images over ``max_pixels``
     before anything is decoded (Pillow's own decompression-bomb guard is never what the user sees)."""
     if Path(up.name).suffix.lower() not in IMAGE_SUFFIXES:
-        raise UploadError(up.name, "is not an image file", f"upload {', '.join(sorted(IMAGE_SUFFIXES))} only")
+        raise UploadError(up.name, "is not an image file", f"give {', '.join(sorted(IMAGE_SUFFIXES))} files only")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -67,13 +68,13 @@ def image_size(up: Upload, max_pixels: int) -> tuple[int, int]:
                 w, h = im.size
     except Image.DecompressionBombError:  # over 2 × Image.MAX_IMAGE_PIXELS: Pillow refuses it at open
         raise UploadError(up.name, f"the image is far too large (over {2 * (Image.MAX_IMAGE_PIXELS or 0) / 1e6:.0f} "
-                          "megapixels)", "upload a smaller image") from None
+                          "megapixels)", "use a smaller image") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise UploadError(up.name, "is not a readable image (the file is not what its name says, or is damaged)",
-                          "upload a PNG, JPEG, BMP or TIFF image") from None
+                          "give a PNG, JPEG, BMP or TIFF image") from None
     if w * h > max_pixels:
         raise UploadError(up.name, f"the image is {w}×{h} pixels, over the limit of {max_pixels / 1e6:g} megapixels",
-                          "upload a smaller image")
+                          "use a smaller image")
     return w, h
 
 
