@@ -16,6 +16,15 @@ class BadInputError(ChromosomeNetError):
         super().__init__(f"{path}: {problem}; {fix}")
 
 
+class BadFilesError(ChromosomeNetError):
+    """Several bad files at once: one line each (what, which file), then what to do; nothing was written."""
+
+    def __init__(self, errors: list[BadInputError], fix: str):
+        self.errors = errors
+        super().__init__(f"{len(errors)} bad files, nothing was written: {fix}:\n"
+                         + "\n".join(f"{e.path}: {e.problem}" for e in errors))
+
+
 class DatasetError(ChromosomeNetError):
     """A dataset as a whole is unusable (e.g. too few groups to split)."""
 

@@ -58,6 +58,20 @@ def test_bad_file_fails_or_is_skipped(small_tree: Path, tmp_path: Path, kind: st
     assert json.loads((out / "build_report.json").read_text())["skipped"][0][0] == str(bad)
 
 
+def test_several_bad_files_are_all_named_in_one_run(small_tree: Path, tmp_path: Path, capsys):
+    """A lab's tree with three bad files: one run names every one of them (a line each), not only the first."""
+    bad = [_first_png(small_tree, 2), _first_png(small_tree, 5), _first_png(small_tree, 23)]
+    for corrupt, p in zip((_truncate, lambda p: p.write_bytes(b""), lambda p: p.write_text("x\n")), bad):
+        corrupt(p)
+    out = tmp_path / "out"
+    assert main(["build-dataset", str(small_tree), str(out), "--split", "stratified", "--workers", "1"]) == 2
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip() and "%|" not in ln]
+    assert lines[0].startswith("chromosomenet build-dataset: error: 3 bad files, nothing was written")
+    assert "--on-error skip" in lines[0] and len(lines) == 4
+    assert [ln.split(": ")[0] for ln in lines[1:]] == sorted(map(str, bad))  # in file order
+    assert not out.exists()
+
+
 def test_unknown_folder_and_stray_file(small_tree: Path, tmp_path: Path):
     (small_tree / "chr7").mkdir()
     shutil.copy(_first_png(small_tree), small_tree / "chr7" / "a.png")

@@ -18,7 +18,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from .. import labels
-from ..errors import BadInputError, DatasetError
+from ..errors import BadFilesError, BadInputError, DatasetError
 from .images import CANVAS, IMAGE_SUFFIXES, decode
 
 ON_ERROR = ("fail", "skip")
@@ -219,11 +219,18 @@ def scan_tree(root: str | Path, *, on_error: str = "fail", canvas: int = CANVAS,
             results = list(tqdm(pool.imap(_inspect, jobs, chunksize=64), **bar))
     else:
         results = [_inspect(j) for j in tqdm(jobs, **bar)]
-    for res in results:  # in file order, so "fail" names the same first bad file every time
-        if res[0] == "error":
+    bad = []  # "fail" still reads every image, so that one run names all the bad ones, in file order
+    for res in results:
+        if res[0] == "error" and on_error == "fail":
+            bad.append(BadInputError(*res[1:]))
+        elif res[0] == "error":
             problems(BadInputError(*res[1:]))
         else:
             records.append(res[1])
+    if len(bad) == 1:
+        raise bad[0]
+    if bad:
+        raise BadFilesError(bad, "remove or replace them, or pass --on-error skip to build without them")
     records, duplicates = _dedupe(records, root, problems)
     if not records:
         raise DatasetError(f"{root}: no usable images found; check the folder and the skipped-file list")
