@@ -86,6 +86,11 @@ def test_detect_writes_voc_that_reads_back_through_boxes(tmp_path: Path):
     objs = voc.objects(ET.parse(written).getroot())
     assert len(objs) >= 40 and all(n == "chromosome" for _, n, _ in objs)
     assert len(ET.parse(written).getroot().findall("object/score")) == len(objs)
+    root = ET.parse(written).getroot()  # what VOC tools expect: the image's folder, its depth (an RGB JPEG: 3)
+    assert (root.findtext("folder"), root.findtext("size/depth"), root.findtext("segmented")) == ("JEPG", "3", "0")
+    with Image.open(jpg) as im:
+        assert im.mode == "RGB"
+    assert (tmp_path / "det/detections.csv").read_text().startswith("image,n,notes\n103182,")
     with Image.open(tmp_path / "det/103182.png") as im:
         assert im.size == Image.open(jpg).size and im.mode == "RGB"
     # a person corrects nothing and feeds the boxes back: the same boxes, in the same order
