@@ -66,5 +66,7 @@ def test_the_baselines_script_end_to_end_on_the_sample(tmp_path: Path):
     # the shipped model on the same test cases reads them far better than one epoch from scratch
     shipped = json.loads((tmp_path / "report" / "eval" / "shipped" / "metrics.json").read_text())
     assert shipped["metrics"]["accuracy"] > 0.8
+    table = tool.finished_table(tmp_path / "report", tool.models_for("view"))  # the 7 not run are left out
+    assert table.count("\n") == 2 and "| chromosomenet_view_mobilenetv2_100 | " in table
     assert tool.models_for("view") == tuple(f"chromosomenet_view_{b}" for b in PAPER_BACKBONES)
     assert tool.models_for("224") == PAPER_BACKBONES

@@ -97,6 +97,25 @@ def side_by_side(report: Path, data: Path, models: tuple[str, ...]) -> str:
             + f"\n\nBest baseline: {best[0]} ({best[1]}).\n")
 
 
+def finished_table(report: Path, models: tuple[str, ...]) -> str:
+    """Table 2 and 4 in short for the models whose evaluation is finished (a run still going leaves the others
+    out): what bench/RESULTS.md quotes while the whole benchmark has not ended yet."""
+    rows = []
+    for m in models:
+        folder, run = report / "eval" / m, report / "runs" / m / "train_report.json"
+        if not (folder / "metrics.json").exists() or not run.exists():
+            continue
+        e, t = json.loads((folder / "metrics.json").read_text()), json.loads(run.read_text())
+        k, facts = e["metrics"], t["facts"]
+        lo, hi = k["accuracy_ci95"] or (None, None)
+        per_class = sorted(100 * v for v in k["per_class_accuracy"].values() if v is not None)
+        rows.append([m, f"{pct(k['accuracy'])} ({pct(lo)}–{pct(hi)})", pct(k["f1"]), f"{per_class[len(per_class) // 2]:.2f}",
+                     f"{e['complexity']['params_m']:.2f}", f"{facts['epochs_run']} ({t['plan'].get('budget_s', 0) / 60:g} min)",
+                     f"{e['inference_time']['seconds_per_1000']:.2f}", f"{e['throughput']['images_per_s']:,.0f}"])
+    return md_table(["model", "test accuracy % (95 % CI over cases)", "macro F1 %", "median class accuracy %",
+                     "params M", "epochs (budget)", "InferenceTime s / 1,000", "img/s"], rows)
+
+
 def main(argv: list[str] | None = None) -> Path:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--release", default=str(ROOT.parent / "shared/data/tseng2023"))
@@ -113,7 +132,11 @@ def main(argv: list[str] | None = None) -> Path:
     ap.add_argument("--models", help="comma-separated subset of the 8 (default: all)")
     ap.add_argument("--timing-samples", type=int, default=1000)
     ap.add_argument("--workers", type=int, help="DataLoader processes (default: the recipe's)")
+    ap.add_argument("--finished", action="store_true", help="only print the table of the models finished so far")
     a = ap.parse_args(argv)
+    if a.finished:
+        print(finished_table(Path(a.out), tuple(a.models.split(",")) if a.models else models_for(a.input)))
+        return Path(a.out)
     data = dataset(a)
     recipe = dict(RECIPES[a.input], time_budget=a.budget, epochs=a.epochs)
     if a.img_size:
