@@ -110,7 +110,7 @@ def finished_table(report: Path, models: tuple[str, ...]) -> str:
         lo, hi = k["accuracy_ci95"] or (None, None)
         per_class = sorted(100 * v for v in k["per_class_accuracy"].values() if v is not None)
         rows.append([m, f"{pct(k['accuracy'])} ({pct(lo)}–{pct(hi)})", pct(k["f1"]), f"{per_class[len(per_class) // 2]:.2f}",
-                     f"{e['complexity']['params_m']:.2f}", f"{facts['epochs_run']} ({t['plan'].get('budget_s', 0) / 60:g} min)",
+                     f"{e['complexity']['params_m']:.2f}", f"{facts['epochs_run']}" + (f" ({b / 60:g} min)" if (b := (t.get("plan") or {}).get("budget_s")) else ""),
                      f"{e['inference_time']['seconds_per_1000']:.2f}", f"{e['throughput']['images_per_s']:,.0f}"])
     return md_table(["model", "test accuracy % (95 % CI over cases)", "macro F1 %", "median class accuracy %",
                      "params M", "epochs (budget)", "InferenceTime s / 1,000", "img/s"], rows)
