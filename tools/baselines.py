@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -54,27 +55,32 @@ def _run(cmd: list[str]) -> None:
     subprocess.run([sys.executable, *cmd], check=True)
 
 
+def _verb(argv: list[str]) -> None:
+    """A `chromosomenet` verb in this process; its one-line error (already printed) stops the script."""
+    if cli(argv) != 0:
+        raise SystemExit(f"tools/baselines.py: `chromosomenet {argv[0]}` failed (its error is above)")
+
+
 def dataset(a: argparse.Namespace) -> Path:
     """WORK/dataset_<split name>: the import minus the excluded cases, split as ``--split-cases`` says."""
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)
     raw = Path(a.raw) if a.raw else work / "raw_full"
     if not (raw / "metadata.csv").exists():
-        assert cli(["import-tseng", a.release, str(raw), "--separate", "--overwrite"]) == 0
+        _verb(["import-tseng", a.release, str(raw), "--separate", "--overwrite"])
     tag = Path(a.split_cases).parent.name or "split"
     kept, split = work / f"raw_without_sample_{tag}", work / f"raw_split_{tag}"
     out = work / f"dataset_{tag}"
     if not (out / "manifest.csv").exists():
         for d in (kept, split):
-            if d.exists():
-                subprocess.run(["rm", "-rf", str(d)], check=True)
+            shutil.rmtree(d, ignore_errors=True)
         cells = a.exclude_cells or str(work / "no_cells.txt")
         if not a.exclude_cells:
             Path(cells).write_text("")
         _run([str(ROOT / "tools/without_sample_cases.py"), str(raw), str(kept), cells])
         _run([str(ROOT / "tools/common_test_cases.py"), str(kept), str(split), a.split_cases, a.split_cases])
-        assert cli(["build-dataset", str(split), str(out), "--split", "from-metadata", "--on-error", "skip",
-                    "--overwrite"]) == 0  # as make train: the few crops the release labels twice are skipped, listed
+        _verb(["build-dataset", str(split), str(out), "--split", "from-metadata", "--on-error", "skip",
+               "--overwrite"])  # as make train: the few crops the release labels twice are skipped, listed
     return out
 
 

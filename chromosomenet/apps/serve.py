@@ -38,8 +38,8 @@ from ..errors import ChromosomeNetError
 from ..models import shipped
 from ..pipeline.assign import iscn
 from ..samples import sample_cases_dir, sample_dir, sample_metaphases_dir
-from .engine import (MAX_CASE_METAPHASES, REQUEST_SECONDS, CellResult, Engine, classify_chromosome, karyotype_case, karyotype_files,
-                     karyotype_metaphase)
+from .engine import (MAX_CASE_METAPHASES, REQUEST_SECONDS, CellResult, Engine, classify_chromosome, karyotype_case,
+                     karyotype_files, karyotype_metaphase)
 
 log = logging.getLogger(__name__)
 ENV_MODEL = "CHROMOSOMENET_MODEL"
