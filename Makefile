@@ -20,7 +20,7 @@ DET_BUDGET ?= 140
 VER_EPOCHS ?= 12
 CASES  := chromosomenet/sample_cases
 
-.PHONY: setup run train train-detector train-verifier test bench sample clean baselines
+.PHONY: setup run train train-detector train-verifier test bench sample clean baselines rehearsal
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -99,6 +99,11 @@ train-verifier: $(STAMP)
 	$(CLI) train-verifier $(FULL) $(WORK)/verifier --detector $(DETECTOR) --exclude-cells tools/sample_cells.txt \
 		--epochs $(VER_EPOCHS)
 	$(PY) tools/ship_verifier.py $(WORK)/verifier $(DETECTOR)
+
+# The rehearsal pack `adapt` mixes into a lab's cells (chromosomenet/rehearsal): 32 normal cells of the shipped
+# classifier's training cases, from `make train`'s import.
+rehearsal: $(STAMP)
+	$(PY) tools/make_rehearsal.py $(WORK)/raw_full $(MODEL)/split_cases.csv chromosomenet/rehearsal
 
 # The paper's 8 baselines by one recipe on the full import, split as the default classifier (tools/baselines.py):
 # on a CPU, $(BASE_BUDGET) minutes of training each on the canonical view; on a GPU, INPUT=224 and no budget.

@@ -2,18 +2,21 @@
 
     chromosomenet import-cells ../shared/data/pki3/cells /tmp/pki3raw
     python bench/bench_adapt.py /tmp/pki3raw [--cells 5 10 20 50] [--test-share 0.4] [--epochs 15] [--work /tmp/adapt]
+        [--rehearse shipped|none|DATASET] [--tseng work/raw_full --split-cases models/…/split_cases.csv]
 
 The lab's cases are split once (seeded): ``--test-share`` of them are held out and never learnt from; the
 rest are the pool. From the pool, ``--val-cells`` cells (in their own cases) are the validation split that
 stops training, and the first N cells of the remaining pool (whole cases, in seeded order) are the training
 split. For each N, ``chromosomenet adapt`` fine-tunes the model; the held-out cells are then read as every
 path reads them (each cell at the reference scale and greys, read together) and scored per chromosome and after the cell-level
-assignment. N = 0 is the model as shipped. Also printed: the adapted model on the embedded Tseng sample
-(how much of the training lab it keeps), and the minutes each adaptation took on this machine.
+assignment. N = 0 is the model as shipped. Also printed, for forgetting: the adapted model on the cells of
+the Tseng cases the shipped model never saw (``--tseng``: an import of the release, with the test cases of
+``--split-cases``; else the embedded sample), and the minutes each adaptation took on this machine.
 """
 from __future__ import annotations
 
 import argparse
+import csv
 import random
 import shutil
 import time
@@ -64,16 +67,25 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--work", type=Path, default=Path("/tmp/adapt"))
+    ap.add_argument("--rehearse", default="shipped", help="adapt's --rehearse")
+    ap.add_argument("--tseng", type=Path, help="an import of the Tseng release: score its unseen cases for forgetting")
+    ap.add_argument("--split-cases", type=Path, help="with --tseng: the model's split_cases.csv (its test cases)")
     a = ap.parse_args()
     rows = read_rows(a.raw)
     test_cases, val, pool = plan(rows, a.test_share, a.val_cells, a.seed)
     val = set(val)
     held = read_cells(a.raw, test_cases)
-    sample = read_cells(chromosomenet.sample_dir(), None)
+    if a.tseng:
+        with open(a.split_cases or shipped.default_model() / "split_cases.csv", newline="") as f:
+            unseen = {r["group"] for r in csv.DictReader(f) if r["split"] == "test"}
+        sample, kept = read_cells(a.tseng, unseen), "Tseng unseen cases"
+    else:
+        sample, kept = read_cells(chromosomenet.sample_dir(), None), "Tseng sample"
     n_test = sum(len(y) for _, y in held.values())
     print(f"`{a.model}` on `{a.raw}`: {len(test_cases)} held-out cases ({len(held)} cells, {n_test} chromosomes), "
-          f"{len(val)} validation cells, pool of {len(pool)} cells; {a.epochs} epochs at lr {a.lr:g}\n")
-    print("| labelled cells | chromosomes learnt | held-out: instance | after assignment | Tseng sample: instance | "
+          f"{len(val)} validation cells, pool of {len(pool)} cells; {a.epochs} epochs at lr {a.lr:g}, rehearsal "
+          f"{a.rehearse}; {kept}: {len(sample)} cells, {sum(len(y) for _, y in sample.values())} chromosomes\n")
+    print(f"| labelled cells | chromosomes learnt | held-out: instance | after assignment | {kept}: instance | "
           "after assignment | minutes |\n|---|---|---|---|---|---|---|")
     for n in [0, *a.cells]:
         spec, minutes, learnt = a.model, 0.0, 0
@@ -90,7 +102,7 @@ def main() -> None:
             build_dataset(BuildConfig(raw=tree, out=ds, split="from-metadata", progress=False))
             t0 = time.perf_counter()
             adapt(AdaptConfig(data=str(ds), out=run, model=a.model, epochs=a.epochs, lr=a.lr, seed=a.seed,
-                              progress=False))
+                              rehearse=a.rehearse, progress=False))
             minutes, spec = (time.perf_counter() - t0) / 60, f"local-dir:{run}"
         model, cfg = load_classifier(spec)
         predictor = Predictor(model, cfg)

@@ -31,6 +31,14 @@ def id_of(name: str) -> int:
         raise KeyError(f"unknown chromosome name {name!r}; expected one of {', '.join(NAMES)}") from None
 
 
+def id_of_any(name: str) -> int:
+    """Class id of a name as this suite writes it ('1' … '22', 'X', 'Y') or as the Tseng release does ('A1' … 'G22')."""
+    try:
+        return id_of(name.strip())
+    except KeyError:
+        return id_of_denver_label(name)
+
+
 def id_of_denver_label(label: str) -> int:
     """Class id for a Denver-prefixed label as in the Tseng release: 'A1', 'C12', 'G22', 'X', 'Y'."""
     label = label.strip()

@@ -17,3 +17,9 @@ def sample_metaphases_dir() -> Path:
 def sample_cases_dir() -> Path:
     """Two of the sample's cases, every metaphase of each (a folder per case), with their VOC boxes."""
     return Path(__file__).parent / "sample_cases"
+
+
+def rehearsal_dir() -> Path:
+    """32 whole Tseng training cells of the shipped classifier (a built dataset, train split only) that ``adapt``
+    rehearses on so an adapted model keeps reading Tseng's cells (``tools/make_rehearsal.py``)."""
+    return Path(__file__).parent / "rehearsal"

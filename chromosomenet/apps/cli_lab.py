@@ -66,7 +66,8 @@ def _export_onnx(a: argparse.Namespace) -> None:
 def _adapt(a: argparse.Namespace) -> None:
     from ..training.adapt import AdaptConfig, adapt
 
-    r = adapt(AdaptConfig(data=a.data, out=Path(a.out), model=a.model, epochs=a.epochs, lr=a.lr,
+    r = adapt(AdaptConfig(data=tuple(a.data), out=Path(a.out), model=a.model, images=a.images, rehearse=a.rehearse,
+                          rehearse_ratio=a.rehearse_ratio, val_share=a.val_share, epochs=a.epochs, lr=a.lr,
                           batch_size=a.batch_size, patience=a.patience, seed=a.seed))
     acc = f"; test accuracy {100 * r.test_metrics['accuracy']:.2f}%" if r.test_metrics else ""
     print(f"{r.run_dir}: adapted in {r.epochs_run} epochs, best {r.best_epoch}{acc}; use it as local-dir:{r.run_dir}")
@@ -121,9 +122,17 @@ def add_lab_parsers(sub) -> None:
     p.set_defaults(func=_detect)
 
     p = sub.add_parser("adapt", help="fine-tune a classifier on a few labelled cells of a new lab (minutes on a CPU)")
-    p.add_argument("data", help="a built dataset of the new lab: train (the cells to learn), validation (to stop)")
-    p.add_argument("out", help="run folder, then the adapted model repo")
+    p.add_argument("data", nargs="+", help="what the lab has: karyotype's --out folders after correcting the calls "
+                                          "(boxes/*.xml, calls/*.csv, call.csv), VOC files named by their calls, a "
+                                          "folder of per-cell class folders, or a built dataset (train, validation)")
+    p.add_argument("out", help="run folder, then the adapted model repo (the lab's data is built in OUT-data/)")
     p.add_argument("--model", help="local-dir:PATH, hf-hub:ORG/NAME or a model folder (default: the shipped default)")
+    p.add_argument("--images", help="the folder of the metaphase (or chromosome) images, where the corrected files "
+                                    "do not say where they are")
+    p.add_argument("--rehearse", default="shipped", help="shipped (32 Tseng training cells inside the package), none, "
+                                                         "or a built dataset whose train split is rehearsed")
+    p.add_argument("--rehearse-ratio", type=float, default=1.0, help="rehearsal chromosomes per chromosome of the lab's")
+    p.add_argument("--val-share", type=float, default=0.2, help="of the lab's cells (whole cases) to stop on")
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--lr", type=float, default=3e-4, help="peak of the one-cycle schedule")
     p.add_argument("--batch-size", type=int, default=32)

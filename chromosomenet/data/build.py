@@ -126,7 +126,8 @@ def build_dataset(cfg: BuildConfig) -> BuildReport:
     counts = {s: [0] * labels.NUM_CLASSES for s in SPLITS}
     for label, s in zip(y, splits):
         counts[s][label] += 1
-    empty = [s for s in SPLITS if not sum(counts[s])]
+    # a split may stay empty only where its ratio asks for none (adapt's train + validation, a rehearsal pack)
+    empty = [s for s, r in zip(SPLITS, cfg.ratios) if not sum(counts[s]) and r > 0]
     if empty and policy == "from-metadata":
         raise DatasetError(f"{cfg.raw / 'metadata.csv'}: its split column names no {' or '.join(empty)} files; "
                            f"mark some, or use --split grouped")

@@ -70,3 +70,33 @@ def describe(data: str, splits) -> dict:
             "n_train": len(splits["train"]) if "train" in splits else 0,
             "n_val": len(splits["validation"]) if "validation" in splits else 0,
             "n_test": len(splits["test"]) if "test" in splits else 0}
+
+
+def with_rehearsal(train, extra, rows: int, seed: int = 0):
+    """``train`` followed by whole cells of ``extra`` (seeded order) until about ``rows`` of them are in: the
+    rehearsal that keeps an adapted model reading its first lab. Only the columns both have are kept, in
+    ``train``'s types, so two trees of different metadata (a lab's cells, Tseng's) concatenate."""
+    import random
+
+    from datasets import concatenate_datasets
+
+    keep = [c for c in train.column_names if c in extra.column_names]
+    if "image" not in keep or "label" not in keep:
+        raise BadInputError("rehearsal data", "has no image / label columns shared with the lab's data",
+                            "rehearse on a dataset built by `chromosomenet build-dataset`")
+    extra = extra.select_columns(keep)
+    if "cell_id" in keep:  # whole cells: each is read at its own reference scale, as prediction reads it
+        cells = sorted(set(extra["cell_id"]))
+        random.Random(seed).shuffle(cells)
+        of = {c: [] for c in cells}
+        for i, c in enumerate(extra["cell_id"]):
+            of[c].append(i)
+        picked: list[int] = []
+        for c in cells:
+            if len(picked) >= rows:
+                break
+            picked += of[c]
+    else:
+        picked = random.Random(seed).sample(range(len(extra)), min(rows, len(extra)))
+    base = train.select_columns(keep)
+    return concatenate_datasets([base, extra.select(sorted(picked)).cast(base.features)])

@@ -19,15 +19,18 @@ POLICIES = ("grouped", "stratified")
 
 
 def check_ratios(ratios: Sequence[float]) -> tuple[float, float, float]:
-    if len(ratios) != 3 or any(r <= 0 for r in ratios) or abs(sum(ratios) - 1) > 1e-6:
-        raise DatasetError(f"--ratios must be three positive numbers (train validation test) summing "
-                           f"to 1, not {' '.join(map(str, ratios))}")
+    # validation or test may be 0 (a split left empty on purpose: adapt's cells, a rehearsal pack); train not
+    if len(ratios) != 3 or ratios[0] <= 0 or any(r < 0 for r in ratios) or abs(sum(ratios) - 1) > 1e-6:
+        raise DatasetError(f"--ratios must be three numbers (train validation test), train positive, the others "
+                           f"positive or 0, summing to 1, not {' '.join(map(str, ratios))}")
     return tuple(float(r) for r in ratios)  # type: ignore[return-value]
 
 
 def _hold_out_groups(y: np.ndarray, groups: np.ndarray, fraction: float, seed: int,
                      fix: str = "add cases or use --split stratified") -> np.ndarray:
-    """Boolean mask of one StratifiedGroupKFold fold holding ~``fraction`` of the data."""
+    """Boolean mask of one StratifiedGroupKFold fold holding ~``fraction`` of the data (none for 0)."""
+    if fraction <= 0:
+        return np.zeros(len(y), dtype=bool)
     n_splits = max(2, round(1 / fraction))
     n_groups = len(np.unique(groups))
     if n_groups < n_splits:

@@ -30,13 +30,17 @@ def clip(box: Box, width: int, height: int) -> Box | None:
 
 
 def to_xml(image_name: str, width: int, height: int, boxes: list[Box], scores: list[float] | None = None,
-           names: list[str] | None = None, default_name: str = "chromosome", depth: int = 1, folder: str = "") -> str:
-    """A Pascal-VOC annotation (as LabelImg and CVAT read it): ``<folder>``, ``<filename>``, ``<size>`` with
+           names: list[str] | None = None, default_name: str = "chromosome", depth: int = 1, folder: str = "",
+           path: str = "") -> str:
+    """A Pascal-VOC annotation (as LabelImg and CVAT read it): ``<folder>``, ``<filename>``, ``<path>`` (the
+    image file, where known: what ``adapt`` reads a corrected file's chromosomes from), ``<size>`` with
     the image's ``depth`` (3 for colour, 1 for grey), ``<segmented>0``, then one ``<object>`` per box, in the
     image's pixels, with a ``<score>`` where given; :func:`objects` reads it back to the same boxes."""
     root = ET.Element("annotation")
     ET.SubElement(root, "folder").text = folder
     ET.SubElement(root, "filename").text = image_name
+    if path:
+        ET.SubElement(root, "path").text = path
     size = ET.SubElement(root, "size")
     for tag, v in (("width", width), ("height", height), ("depth", depth)):
         ET.SubElement(size, tag).text = str(v)

@@ -167,7 +167,6 @@ def _process(cell: Cell, out: Path, canvas: int, stop_early: bool,
         gray = _load_gray(cell.jpg)
     except _Problem as err:
         return [], [err.problem]
-    thr = metaphase_threshold(gray)
     h, w = gray.shape
     valid: list[tuple[int, int, Box, Box]] = []  # (object index, label, box as annotated, clipped)
     problems: list[Problem] = []
@@ -180,13 +179,23 @@ def _process(cell: Cell, out: Path, canvas: int, stop_early: bool,
                 break
             continue
         valid.append((k, label, box, clipped))
-    rows: list[dict[str, str]] = []
-    for (k, label, box, _), iso in zip(valid, isolate_boxes(gray, thr, [v[3] for v in valid], separate)):
+    cut = cut_boxes(gray, [(k, label, clipped) for k, label, _, clipped in valid], cell.stem, out, canvas, separate)
+    return [_row(cell, k, label, box, scale, flags) for (k, label, box, _), (_, scale, flags) in zip(valid, cut)], problems
+
+
+def cut_boxes(gray: np.ndarray, objects: Sequence[tuple[int, int, Box]], stem: str, out: Path, canvas: int = 300,
+              separate: bool = True) -> list[tuple[str, float, tuple[str, ...]]]:
+    """Each (object index, class id, box) of a metaphase separated from its neighbours and placed on a canvas,
+    written as ``out/<class>/<stem>_<k:02d>.png``; (file, scale, quality flags) per object. The one way every
+    importer of metaphase boxes cuts its chromosomes (``import-tseng``, ``adapt`` on corrected karyotypes)."""
+    done = []
+    thr = metaphase_threshold(gray)
+    for (k, label, _), iso in zip(objects, isolate_boxes(gray, thr, [o[2] for o in objects], separate)):
         img, scale = place_on_canvas(iso.crop, canvas)
-        row = _row(cell, k, label, box, scale, iso.flags + (("scaled",) if scale < 1 else ()))
-        img.save(out / row["file"], format="PNG", compress_level=PNG_LEVEL)
-        rows.append(row)
-    return rows, problems
+        file = f"{label}/{stem}_{k:02d}.png"
+        img.save(out / file, format="PNG", compress_level=PNG_LEVEL)
+        done.append((file, scale, iso.flags + (("scaled",) if scale < 1 else ())))
+    return done
 
 
 def _run(cells: list[Cell], out: Path, canvas: int, stop_early: bool, separate: bool, workers: int,

@@ -361,8 +361,11 @@ def call_table(call: CellCall, ids: Sequence[str | int]) -> list[dict]:
             for i, c, conf, f in zip(ids, call.labels, call.confidence, flags)]
 
 
-def write_call(call: CellCall, ids: Sequence[str | int], out_dir: str | Path, stem: str) -> tuple[Path, Path]:
-    """Write ``<stem>.csv`` (the table) and ``<stem>.json`` (the cell summary + table), each atomically."""
+def write_call(call: CellCall, ids: Sequence[str | int], out_dir: str | Path, stem: str,
+               source: str | Path | Sequence[Path] | None = None) -> tuple[Path, Path]:
+    """Write ``<stem>.csv`` (the table) and ``<stem>.json`` (the cell summary + table, and what it was read
+    from: ``source``, the metaphase image, or ``files``, the cell's images row by row, so ``adapt`` finds them
+    again), each atomically. The json is the call as made: a lab corrects the csv (or the VOC file)."""
     rows = call_table(call, ids)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -374,6 +377,10 @@ def write_call(call: CellCall, ids: Sequence[str | int], out_dir: str | Path, st
                "n": len(call.labels), "total_cost": round(call.total_cost, 6),
                "counts": dict(zip(NAMES, call.counts)), "flagged": sum(r["flag"] for r in rows),
                "chromosomes": rows}
+    if isinstance(source, (str, Path)):
+        summary["source"] = str(Path(source).resolve())
+    elif source is not None:
+        summary["files"] = [str(Path(f).resolve()) for f in source]
     csv_path, json_path = out / f"{stem}.csv", out / f"{stem}.json"
     atomic_write_text(csv_path, buf.getvalue())
     atomic_write_text(json_path, json.dumps(summary, indent=2, ensure_ascii=False) + "\n")

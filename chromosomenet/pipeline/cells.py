@@ -272,5 +272,5 @@ def karyotype_images(cfg: KaryotypeConfig) -> CellCall:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     render_karyogram(canvases, call, out / "karyogram.png", title=f"cell {cell}")
-    write_call(call, [f.name for f in files], out, "call")
+    write_call(call, [f.name for f in files], out, "call", files)
     return call

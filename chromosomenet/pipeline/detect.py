@@ -201,7 +201,7 @@ def read_metaphase(path: str | Path) -> tuple[np.ndarray, str]:
 
 
 def voc_source(path: str | Path | None) -> dict:
-    """Pascal VOC's ``<folder>`` and ``<depth>`` of an image file (its header: 3 for colour, 1 for grey)."""
+    """Pascal VOC's ``<folder>``, ``<path>`` and ``<depth>`` of an image file (its header: 3 for colour, 1 for grey)."""
     if path is None:
         return {}
     try:
@@ -209,7 +209,7 @@ def voc_source(path: str | Path | None) -> dict:
             depth = 3 if im.mode in ("P", "PA") else max(1, sum(b != "A" for b in im.getbands()))
     except (OSError, ValueError, SyntaxError):
         depth = 1
-    return {"depth": depth, "folder": Path(path).parent.name}
+    return {"depth": depth, "folder": Path(path).parent.name, "path": str(Path(path).resolve())}
 
 
 def _font(size: int):

@@ -211,7 +211,7 @@ def karyotype_one(pipe: Pipeline, gray: np.ndarray, name: str, out: Path, boxes_
         (out / sub).mkdir(parents=True, exist_ok=True)
     karyogram = render_karyogram(canvases, call, out / "karyograms" / f"{stem}.png",
                                  title=f"metaphase {stem}: {call.iscn or 'no karyotype called'}")
-    calls_csv, _ = write_call(call, ids, out / "calls", stem)
+    calls_csv, _ = write_call(call, ids, out / "calls", stem, source)
     picture = label_picture(gray, boxes, call, out / "metaphases" / f"{stem}.png", doubt, extra)
     doubts = count_doubts(len(boxes), doubt or (), extra)
     atomic_write_text(out / "boxes" / f"{stem}.xml", voc.to_xml(name, w, h, boxes, scores, list(call.names),

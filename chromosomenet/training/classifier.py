@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 from tqdm.auto import tqdm
 
 from ..data import viewcache
-from ..data.loading import dataset_identity, describe, load_splits
+from ..data.loading import dataset_identity, describe, load_splits, with_rehearsal
 from ..data.transforms import Augment, CanvasImages, Feed, cell_scales, norm_stats
 from ..errors import BadInputError, ChromosomeNetError
 from ..fsutil import atomic_write_text
@@ -70,6 +70,8 @@ class TrainConfig:
     precision: str = "auto"            # auto (bf16 autocast on GPU, fp32 on CPU) | bf16 | fp32
     cache: bool = True                 # view models: decode each split once into memory (else per batch)
     cell_scale: bool = True            # each cell (``cell_id``) at the reference scale and greys, as prediction reads it
+    rehearse: str | None = None        # a built dataset whose training cells join the training split (``adapt``)
+    rehearse_rows: int = 0             # about this many of its chromosomes, whole cells (0: as many as the split has)
     progress: bool = True
 
     @property
@@ -96,7 +98,7 @@ def _identity(cfg: TrainConfig, data_id: str) -> dict:
     """The settings a resumed run must share with its checkpoint."""
     keep = ("model", "img_size", "in_chans", "init", "batch_size", "lr", "weight_decay", "pct_start",
             "label_smoothing", "max_epochs", "epochs", "patience", "seed", "bn_stats_images", "time_budget",
-            "cell_scale")
+            "cell_scale", "rehearse_rows")
     ident = {k: getattr(cfg, k) for k in keep}
     ident["augment"] = asdict(cfg.augment)
     ident["data"] = data_id
@@ -193,6 +195,11 @@ def train(cfg: TrainConfig) -> TrainResult:
     out = Path(cfg.out)
     splits = load_splits(cfg.data, need=("train", "validation"))
     data_id = dataset_identity(cfg.data, splits)
+    if cfg.rehearse:
+        extra = load_splits(cfg.rehearse, need=("train",))
+        splits["train"] = with_rehearsal(splits["train"], extra["train"], cfg.rehearse_rows or len(splits["train"]),
+                                         cfg.seed)
+        data_id += "+rehearse:" + dataset_identity(cfg.rehearse, extra)
     ident = _identity(cfg, data_id)
     if checkpoint.has_checkpoint(out) and not cfg.resume:
         raise BadInputError(out, "already holds a training run", "pass --resume to continue it, or choose a new --out")
