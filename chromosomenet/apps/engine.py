@@ -136,21 +136,29 @@ class CellResult:
     json: Path
     picture: Path | None = None  # a metaphase's boxes, each labelled by its call
     message: str = ""            # the count's doubts and the call's message (a metaphase's cells.csv message)
+    uploads: tuple[Upload, ...] = ()  # what the call was read from: a cell's images, row by row, or one metaphase
+    boxes: tuple = ()                 # image and its boxes, row by row (what :mod:`.corrections` writes back)
 
 
 def karyotype_canvases(engine: Engine, canvases: list[np.ndarray], ids: list[str], out_dir: Path,
-                       title: str, forced=None) -> CellResult:
+                       title: str, forced=None, uploads=()) -> CellResult:
     """Assign with the engine's costs, flag below its review threshold (or ``forced``), draw and write the call."""
     call = flag(assign(engine.cell_probs(canvases), engine.costs), engine.threshold, forced)
     out_dir.mkdir(parents=True, exist_ok=True)
     png = render_karyogram(canvases, call, out_dir / "karyogram.png", title=title)
     csv_path, json_path = write_call(call, ids, out_dir, "chromosomes")
-    return CellResult(call, call_table(call, ids), png, csv_path, json_path)
+    return CellResult(call, call_table(call, ids), png, csv_path, json_path, uploads=tuple(uploads))
+
+
+def cell_of(names: list[str]) -> str | None:
+    """The cell the images' names share (``<cell>_<k>.png``), else None."""
+    cells = {Path(n).stem.rsplit("_", 1)[0] for n in names if "_" in Path(n).stem}
+    return cells.pop() if len(cells) == 1 else None
 
 
 def _cell_name(names: list[str]) -> str:
-    cells = {Path(n).stem.rsplit("_", 1)[0] for n in names if "_" in Path(n).stem}
-    return f"cell {cells.pop()}" if len(cells) == 1 else f"{len(names)} images"
+    cell = cell_of(names)
+    return f"cell {cell}" if cell else f"{len(names)} images"
 
 
 def karyotype_files(engine: Engine, paths: list[str | Path], out_dir: Path) -> CellResult:
@@ -168,7 +176,7 @@ def karyotype_files(engine: Engine, paths: list[str | Path], out_dir: Path) -> C
     ups = [read_upload(p) for p in paths]
     canvases = [chromosome_canvas(u) for u in ups]
     names = [u.name for u in ups]
-    return karyotype_canvases(engine, canvases, [Path(n).stem for n in names], out_dir, _cell_name(names))
+    return karyotype_canvases(engine, canvases, [Path(n).stem for n in names], out_dir, _cell_name(names), uploads=ups)
 
 
 def karyotype_metaphase(engine: Engine, image_path: str | Path, xml_path: str | Path | None, out_dir: Path) -> CellResult:
@@ -185,7 +193,7 @@ def karyotype_metaphase(engine: Engine, image_path: str | Path, xml_path: str | 
         for row, name in zip(rows, r.annotated):
             row["annotated"] = name or "?"
     return CellResult(r.call, rows, r.karyogram, r.calls_csv, r.calls_csv.with_suffix(".json"), r.picture,
-                      r.row["message"])
+                      r.row["message"], uploads=(read_upload(image_path),), boxes=tuple(tuple(map(int, b)) for b in r.boxes))
 
 
 @dataclass(frozen=True)

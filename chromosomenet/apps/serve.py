@@ -38,6 +38,7 @@ from ..errors import ChromosomeNetError
 from ..models import shipped
 from ..pipeline.assign import iscn
 from ..samples import sample_cases_dir, sample_dir, sample_metaphases_dir
+from .corrections import corrected_zip
 from .engine import (MAX_CASE_METAPHASES, REQUEST_SECONDS, CellResult, Engine, classify_chromosome, karyotype_case,
                      karyotype_files, karyotype_metaphase)
 
@@ -152,7 +153,7 @@ def build_app(model_spec: str | None, detector_spec: str | None = None) -> "gr.B
                 + (f" {r.message or r.call.message}" if r.message or r.call.message else ""))
         files = [str(r.karyogram), str(r.csv), str(r.json)] + ([str(r.picture)] if r.picture else [])
         return (str(r.karyogram), str(r.picture) if r.picture else None, r.call.iscn or "no karyotype called", note,
-                df, files)
+                df, files, r)
 
     @guarded
     def on_cell(paths):
@@ -161,6 +162,11 @@ def build_app(model_spec: str | None, detector_spec: str | None = None) -> "gr.B
     @guarded
     def on_metaphase(image, xml):
         return cell_outputs(karyotype_metaphase(engine, image, xml, fresh_dir()))
+
+    @guarded
+    def on_corrected(result, table):
+        rows = table.to_dict("records") if hasattr(table, "to_dict") else list(table or [])
+        return str(corrected_zip(result, rows, fresh_dir()))
 
     @guarded
     def on_case(paths):
@@ -200,9 +206,13 @@ def build_app(model_spec: str | None, detector_spec: str | None = None) -> "gr.B
             k_png = gr.Image(label="Karyogram", type="filepath", elem_id="karyogram", render=False)
             k_boxes = gr.Image(label="The metaphase: each box numbered with its call (red: review)", type="filepath",
                                elem_id="metaphase-boxes", render=False)
-            k_table = gr.Dataframe(label="Chromosomes (review = confidence below the threshold, or a merged box of a metaphase)", render=False)
+            k_table = gr.Dataframe(label="Chromosomes (review = confidence below the threshold, or a merged box of a "
+                                         "metaphase). Correct a call in the label column (1 … 22, X, Y; - for no "
+                                         "chromosome), then download the corrected cell", interactive=True,
+                                   elem_id="calls-table", render=False)
             k_files = gr.File(label="Downloads: karyogram PNG, CSV, JSON", file_count="multiple", render=False)
-            outs = [k_png, k_boxes, k_iscn, k_note, k_table, k_files]
+            k_state = gr.State()  # this user's last cell: what a corrected download is written from
+            outs = [k_png, k_boxes, k_iscn, k_note, k_table, k_files, k_state]
             with gr.Row():
                 with gr.Column():
                     k_in = gr.File(label=f"The chromosome images of one cell, or one .zip (≤ {MAX_FILES} images)",
@@ -224,8 +234,15 @@ def build_app(model_spec: str | None, detector_spec: str | None = None) -> "gr.B
             with gr.Row():
                 k_png.render()
                 k_boxes.render()
-            for c in (k_iscn, k_note, k_table, k_files):
+            for c in (k_iscn, k_note, k_table):
                 c.render()
+            with gr.Row():
+                k_fix = gr.Button("Download the corrected cell (what `chromosomenet adapt` learns from)",
+                                  elem_id="download-corrected")
+                k_fixed = gr.File(label="The corrected cell: a metaphase and its VOC boxes, or class folders (zip)",
+                                  elem_id="corrected-file")
+            k_files.render()
+            k_fix.click(on_corrected, [k_state, k_table], k_fixed, api_name="corrected_cell", concurrency_id="work")
             k_btn.click(on_cell, k_in, outs, api_name="karyotype", concurrency_id="work")
             m_btn.click(on_metaphase, [m_img, m_xml], outs, api_name="karyotype_metaphase", concurrency_id="work")
         with gr.Tab("A case"):

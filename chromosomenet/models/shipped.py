@@ -17,6 +17,7 @@ from ..errors import BadInputError
 DEFAULT = "chromosomenet-view-resnet10t-half"   # what `make run`, the Space and `karyotype` use unless told otherwise
 DEFAULT_DETECTOR = "chromosomenet-detector-resnet10t-half"  # what `detect` and `karyotype --metaphase` use
 COSTS = "karyotype_costs.json"
+CALIBRATION = "calibration.json"  # the temperature fitted on validation (``chromosomenet calibrate``)
 
 
 def models_dir() -> Path:
@@ -55,6 +56,21 @@ def costs_beside(spec: str) -> Path | None:
     """The karyotype_costs.json in a model's folder (``local-dir:PATH`` or a path), or None."""
     folder = local_folder(spec)
     return folder / COSTS if (folder / COSTS).is_file() else None
+
+
+def temperature_beside(spec: str) -> float:
+    """The temperature in a model folder's calibration.json (``local-dir:PATH`` or a path); 1.0 without one."""
+    path = local_folder(spec) / CALIBRATION
+    if not path.is_file():
+        return 1.0
+    try:
+        t = float(json.loads(path.read_text())["temperature"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise BadInputError(path, f"is not a calibration written by `chromosomenet calibrate` ({type(e).__name__})",
+                            "run chromosomenet calibrate again, or remove the file") from None
+    if not 0 < t < float("inf"):
+        raise BadInputError(path, f"holds the temperature {t}, not a positive number", "run chromosomenet calibrate again")
+    return t
 
 
 def default_model(name: str = DEFAULT) -> Path | None:

@@ -51,6 +51,7 @@ class KaryotypeConfig:
     images: tuple[str, ...] = ()
     one_cell: bool = False
     costs: str | None = None            # costs.json of an earlier dataset run (images mode; default: the model's own)
+    keep_costs: str | None = None       # with data: these costs.json's costs kept, only the review threshold tuned
     target_accuracy: float = 0.999      # of the unflagged chromosomes, when picking the threshold
     bound_level: float | None = 0.95    # the target must hold for the Clopper–Pearson bound (None: point estimate)
     always_review: tuple[str, ...] = ALWAYS_REVIEW  # quality flags that send a chromosome to a person regardless
@@ -77,11 +78,12 @@ def _forced(split, always: tuple[str, ...]) -> np.ndarray:
 
 
 def _tune(probs: np.ndarray, y: np.ndarray, cells: dict[str, np.ndarray], target: float, level: float | None,
-          forced: np.ndarray):
-    """(costs, review threshold, the tuning split's unflagged accuracy and bound at that threshold).
+          forced: np.ndarray, costs: KaryotypeCosts | None = None):
+    """(costs, review threshold, the tuning split's unflagged accuracy and bound at that threshold): the costs
+    tuned unless given (then only the threshold is).
 
     The threshold is picked on the chromosomes not ``forced`` to review: those are flagged anyway."""
-    costs = tune_costs([(probs[i], y[i]) for i in cells.values()])
+    costs = costs or tune_costs([(probs[i], y[i]) for i in cells.values()])
     calls = [assign(probs[i], costs) for i in cells.values()]
     correct = np.concatenate([np.asarray(c.labels) == y[i] for c, i in zip(calls, cells.values())])
     conf = np.concatenate([np.asarray(c.confidence) for c in calls])
@@ -122,7 +124,8 @@ def karyotype_split(cfg: KaryotypeConfig) -> dict:
         costs, threshold, tuned = _tune(predict(predictor, tune_set, cfg.batch_size, cfg.workers, cfg.progress,
                                                 tune_scales),
                                         np.asarray(tune_set["label"]), _cells(tune_set), cfg.target_accuracy,
-                                        cfg.bound_level, _forced(tune_set, cfg.always_review))
+                                        cfg.bound_level, _forced(tune_set, cfg.always_review),
+                                        saved_costs(cfg.keep_costs)[0] if cfg.keep_costs else None)
         tuned_on = cfg.tune_split
     probs = predict(predictor, split, cfg.batch_size, cfg.workers, cfg.progress,
                     cell_scales(split) if cfg.cell_scale else None)

@@ -44,7 +44,7 @@ class _Canvases(torch.nn.Module):
 
     def forward(self, canvases: torch.Tensor):
         logits = self.model(self.p.inputs(canvases)).float()
-        return logits, logits.softmax(-1)
+        return logits, self.p.probabilities(logits)  # calibrated as the Predictor is
 
 
 def sample_canvases(n: int | None = None) -> np.ndarray:

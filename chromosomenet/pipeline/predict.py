@@ -32,15 +32,17 @@ from .. import labels
 from ..data.cellscale import MIN_CHROMOSOMES, CellScale, RowScales, normalise_cell
 from ..data.transforms import CanvasImages, norm_stats, prepare
 from ..errors import BadInputError
-from ..models import hub
+from ..models import hub, shipped
 from ..models.fold import fold_batchnorm
 from ..models.viewnet import is_view_model
 
 
 def load_classifier(spec: str) -> tuple[torch.nn.Module, dict]:
-    """The model in eval mode and its pretrained_cfg; refuses models whose classes are not the 24."""
+    """The model in eval mode and its pretrained_cfg (with ``temperature``: the calibration beside the model,
+    1.0 without one); refuses models whose classes are not the 24."""
     model = hub.load(spec).eval()
     cfg = dict(model.pretrained_cfg)
+    cfg["temperature"] = shipped.temperature_beside(spec)
     names = cfg.get("label_names")
     if model.num_classes != labels.NUM_CLASSES or (names is not None and list(names) != list(labels.NAMES)):
         shown = list(names)[:5] if names is not None else f"{model.num_classes} outputs"
@@ -67,6 +69,11 @@ class Predictor:
         self.grey = is_view_model(model) and not any(self.mean) and all(v == 1 for v in self.std)
         # auto: bf16 on GPUs, fp32 on CPUs (bf16 there is opt-in: faster only with AVX512-BF16/AMX)
         self.bf16 = precision == "bf16" or (precision == "auto" and self.device.type == "cuda")
+        self.temperature = float(cfg.get("temperature", 1.0))
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """Calibrated probabilities: ``softmax(logits / T)`` (:mod:`..metrics.calibration`; T = 1 uncalibrated)."""
+        return (logits.float() / self.temperature).softmax(-1)
 
     def inputs(self, canvases: torch.Tensor) -> torch.Tensor:
         """uint8 canvases → the model's input, as its config says."""
@@ -79,7 +86,7 @@ class Predictor:
     def __call__(self, canvases: torch.Tensor) -> torch.Tensor:
         x = self.inputs(canvases)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            return self.model(x).float().softmax(-1)
+            return self.probabilities(self.model(x))
 
     @torch.inference_mode()
     def cell(self, canvases: torch.Tensor) -> torch.Tensor:
@@ -94,7 +101,7 @@ class Predictor:
                     m.track_running_stats = False
         x = self.inputs(canvases)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            p = self.by_cell(torch.cat([x, x.flip(-1)])).float().softmax(-1)
+            p = self.probabilities(self.by_cell(torch.cat([x, x.flip(-1)])))
         return (p[:len(x)] + p[len(x):]) / 2
 
 

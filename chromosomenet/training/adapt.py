@@ -38,6 +38,7 @@ from ..samples import rehearsal_dir
 from .classifier import TrainConfig, TrainResult, train
 
 SHIPPED = "shipped"  # --rehearse: the pack inside the package
+MIN_CALIBRATION = 200  # validation chromosomes a temperature is fitted on; fewer keep the source model's
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,8 @@ def adapt(cfg: AdaptConfig) -> TrainResult:
     rehearse = None if cfg.rehearse == "none" else str(rehearsal_dir() if cfg.rehearse == SHIPPED else cfg.rehearse)
     from ..data.loading import load_splits
 
-    n_lab = len(load_splits(data, need=("train", "validation"))["train"])
+    lab = load_splits(data, need=("train", "validation"))
+    n_lab, n_val = len(lab["train"]), len(lab["validation"])
     result = train(TrainConfig(model=arch, data=data, out=Path(cfg.out), init=str(folder), lr=cfg.lr,
                                epochs=cfg.epochs, patience=cfg.patience, batch_size=cfg.batch_size,
                                pct_start=0.1, seed=cfg.seed, workers=0, bn_stats_images=2048,
@@ -149,11 +151,20 @@ def adapt(cfg: AdaptConfig) -> TrainResult:
     costs = folder / shipped.COSTS
     if costs.is_file():  # the cell-level prior is the karyotype's, not the lab's
         shutil.copyfile(costs, Path(cfg.out) / shipped.COSTS)
+    calibration = None
+    if (folder / shipped.CALIBRATION).is_file():  # a calibrated source: the adapted model's own temperature,
+        from ..evaluation.calibrate import CalibrateConfig, calibrate  # where the lab's validation can fit one
+
+        if n_val >= MIN_CALIBRATION:
+            calibration = calibrate(CalibrateConfig(model=str(cfg.out), data=data, progress=False))["temperature"]
+        else:
+            shutil.copyfile(folder / shipped.CALIBRATION, Path(cfg.out) / shipped.CALIBRATION)
+            calibration = f"{shipped.temperature_beside(str(folder)):.4f} (the source's: fewer than {MIN_CALIBRATION} to fit on)"
     facts = {"source_model": spec, **made, "lab_chromosomes": n_lab,
              "rehearsal": "none" if rehearse is None else ("the shipped pack of Tseng training cells"
                                                            if cfg.rehearse == SHIPPED else rehearse),
              "rehearsal_ratio": cfg.rehearse_ratio if rehearse else 0, "epochs_run": result.epochs_run,
-             "best_epoch": result.best_epoch, "minutes": round((time.perf_counter() - started) / 60, 2)}
+             "best_epoch": result.best_epoch, "temperature": calibration, "minutes": round((time.perf_counter() - started) / 60, 2)}
     atomic_write_text(Path(cfg.out) / "adapt.json", json.dumps(facts, indent=2) + "\n")
     _card(Path(cfg.out) / "README.md", facts)
     return result
@@ -174,6 +185,7 @@ def _card(card: Path, facts: dict) -> None:
               + (f", {facts['rehearsal_ratio']:g} chromosome per chromosome of the lab's" if facts["rehearsal_ratio"] else "")
               + " |",
               f"| epochs / best | {facts['epochs_run']} / {facts['best_epoch']} |",
+              f"| temperature (on the lab's validation cells) | {facts['temperature'] or 'none'} |",
               f"| minutes on this machine | {facts['minutes']} |", "",
               "An adapted model is for its lab: score it on that lab's held-out cases before use.", ""]
     card.write_text(card.read_text() + "\n".join(lines))
