@@ -18,7 +18,7 @@ from pathlib import Path
 
 from safetensors.torch import load_file, save_file
 
-from chromosomenet.evaluation.calibrate import write_card_section
+from chromosomenet.training.calibrate import write_card_section
 from chromosomenet.models.hub import write_card
 from split_cases import write as write_split_cases
 

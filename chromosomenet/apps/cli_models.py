@@ -49,7 +49,7 @@ def _evaluate(a: argparse.Namespace) -> None:
 
 
 def _calibrate(a: argparse.Namespace) -> None:
-    from ..evaluation.calibrate import CalibrateConfig, calibrate
+    from ..training.calibrate import CalibrateConfig, calibrate
     from ..models.shipped import default_spec
 
     f = calibrate(CalibrateConfig(model=a.model or default_spec(), data=a.data, split=a.split))

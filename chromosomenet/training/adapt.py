@@ -35,6 +35,7 @@ from ..importers.cells import import_cells
 from ..importers.corrected import find, import_corrected
 from ..models import shipped
 from ..samples import rehearsal_dir
+from .calibrate import CalibrateConfig, calibrate
 from .classifier import TrainConfig, TrainResult, train
 
 SHIPPED = "shipped"  # --rehearse: the pack inside the package
@@ -152,9 +153,7 @@ def adapt(cfg: AdaptConfig) -> TrainResult:
     if costs.is_file():  # the cell-level prior is the karyotype's, not the lab's
         shutil.copyfile(costs, Path(cfg.out) / shipped.COSTS)
     calibration = None
-    if (folder / shipped.CALIBRATION).is_file():  # a calibrated source: the adapted model's own temperature,
-        from ..evaluation.calibrate import CalibrateConfig, calibrate  # where the lab's validation can fit one
-
+    if (folder / shipped.CALIBRATION).is_file():  # a calibrated source: the adapted model's own temperature
         if n_val >= MIN_CALIBRATION:
             calibration = calibrate(CalibrateConfig(model=str(cfg.out), data=data, progress=False))["temperature"]
         else:
