@@ -22,7 +22,7 @@ if not CHROMIUM.exists():
 pytest.importorskip("gradio", reason="the Space needs the [space] extra (gradio)")
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright package (dev extra)")
 
-from test_space import SAMPLE, cell_files, free_port, zip_of  # noqa: E402
+from spacekit import SAMPLE, cell_files, free_port, zip_of  # noqa: E402
 
 import chromosomenet  # noqa: E402
 from chromosomenet.apps.engine import Engine, classify_chromosome, karyotype_files, karyotype_metaphase  # noqa: E402

@@ -55,7 +55,7 @@ def _calibrate(a: argparse.Namespace) -> None:
     f = calibrate(CalibrateConfig(model=a.model or default_spec(), data=a.data, split=a.split))
     print(f"temperature {f['temperature']:.4f} on {f['fitted_on']}: ECE {100 * f['ece_before']:.2f} % → "
           f"{100 * f['ece_after']:.2f} %, NLL {f['nll_before']:.4f} → {f['nll_after']:.4f}; wrote calibration.json "
-          "beside the model (tune its karyotype costs again: karyotype --run MODEL --data DATASET)")
+          "beside the model (tune its review threshold again: karyotype --run MODEL --data DATASET --keep-costs COSTS)")
 
 
 def _score(a: argparse.Namespace) -> None:

@@ -13,13 +13,10 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-import numpy as np
-
 from .. import labels
 from ..data import voc
-from ..data.images import decode_gray
-from ..data.uploads import UploadError
-from ..importers.corrected import NOT_A_CHROMOSOME
+from ..data.uploads import MAX_METAPHASE_PIXELS, UploadError, image_size
+from ..importers.corrected import class_of_label
 from .engine import CellResult, cell_of
 
 
@@ -29,14 +26,12 @@ def corrected_labels(result: CellResult, edited: list[dict]) -> list[str | None]
     out = []
     for row in result.rows:
         name = by_id.get(str(row["id"]), row["label"])
-        if name in NOT_A_CHROMOSOME:
-            out.append(None)
-            continue
         try:
-            out.append(labels.NAMES[labels.id_of_any(name)])
+            c = class_of_label(name)
         except KeyError:
             raise UploadError("table", f"chromosome {row['id']} is labelled {name!r}, not a chromosome class",
                               "write 1 … 22, X or Y, or - for an object that is no chromosome") from None
+        out.append(None if c is None else labels.NAMES[c])
     return out
 
 
@@ -49,7 +44,7 @@ def corrected_zip(result: CellResult, edited: list[dict], out_dir: Path) -> Path
     if result.boxes:  # a metaphase: the image and its VOC boxes
         up = result.uploads[0]
         stem = Path(up.name).stem
-        h, w = np.asarray(decode_gray(up.data, up.name)).shape
+        w, h = image_size(up, MAX_METAPHASE_PIXELS)
         kept = [(b, n) for b, n in zip(result.boxes, names) if n is not None]
         xml = voc.to_xml(up.name, w, h, [b for b, _ in kept], names=[n for _, n in kept])
         path = out_dir / f"{stem}_corrected.zip"

@@ -77,11 +77,14 @@ def _made(json_path: Path) -> tuple[dict[str, str], dict]:
                             "restore it, or remove it to take the table as it is") from None
 
 
+def class_of_label(name: str) -> int | None:
+    """The class id a corrected label names (None: marked as no chromosome); KeyError for anything else."""
+    return None if name.strip() in NOT_A_CHROMOSOME else labels.id_of_any(name)
+
+
 def _class(name: str, where: Path, what: str) -> int | None:
-    if name in NOT_A_CHROMOSOME:
-        return None
     try:
-        return labels.id_of_any(name)
+        return class_of_label(name)
     except KeyError:
         raise BadInputError(where, f"{what} is labelled {name!r}, not a chromosome",
                             "use 1 … 22, X or Y (or A1 … G22), or - for no chromosome") from None
@@ -199,7 +202,7 @@ def find(paths: list[Path]) -> tuple[list[Path], list[Path]]:
             (xmls if p.suffix.lower() == ".xml" else tables).append(p)
         elif p.is_dir():
             xmls += sorted(p.rglob("*.xml"))
-            tables += sorted(t for t in p.rglob("call.csv"))
+            tables += sorted(p.rglob("call.csv"))
         else:
             raise BadInputError(p, "not found", "give karyotype's output folders, VOC files or call.csv files")
     return xmls, tables
