@@ -68,6 +68,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--work", type=Path, default=Path("/tmp/adapt"))
     ap.add_argument("--rehearse", default="shipped", help="adapt's --rehearse")
+    ap.add_argument("--rehearse-ratio", type=float, default=1.0, help="adapt's --rehearse-ratio")
+    ap.add_argument("--distill", type=float, default=1.0, help="adapt's --distill")
+    ap.add_argument("--no-source", action="store_true", help="leave out the row of the model as it is (N = 0)")
     ap.add_argument("--tseng", type=Path, help="an import of the Tseng release: score its unseen cases for forgetting")
     ap.add_argument("--split-cases", type=Path, help="with --tseng: the model's split_cases.csv (its test cases)")
     a = ap.parse_args()
@@ -84,10 +87,10 @@ def main() -> None:
     n_test = sum(len(y) for _, y in held.values())
     print(f"`{a.model}` on `{a.raw}`: {len(test_cases)} held-out cases ({len(held)} cells, {n_test} chromosomes), "
           f"{len(val)} validation cells, pool of {len(pool)} cells; {a.epochs} epochs at lr {a.lr:g}, rehearsal "
-          f"{a.rehearse}; {kept}: {len(sample)} cells, {sum(len(y) for _, y in sample.values())} chromosomes\n")
+          f"{a.rehearse} ×{a.rehearse_ratio:g}, distill {a.distill:g}; {kept}: {len(sample)} cells, {sum(len(y) for _, y in sample.values())} chromosomes\n")
     print(f"| labelled cells | chromosomes learnt | held-out: instance | after assignment | {kept}: instance | "
           "after assignment | minutes |\n|---|---|---|---|---|---|---|")
-    for n in [0, *a.cells]:
+    for n in ([] if a.no_source else [0]) + a.cells:
         spec, minutes, learnt = a.model, 0.0, 0
         if n:
             take = set(pool[:n])
@@ -102,7 +105,8 @@ def main() -> None:
             build_dataset(BuildConfig(raw=tree, out=ds, split="from-metadata", progress=False))
             t0 = time.perf_counter()
             adapt(AdaptConfig(data=str(ds), out=run, model=a.model, epochs=a.epochs, lr=a.lr, seed=a.seed,
-                              rehearse=a.rehearse, progress=False))
+                              rehearse=a.rehearse, rehearse_ratio=a.rehearse_ratio,
+                              distill=a.distill, progress=False))
             minutes, spec = (time.perf_counter() - t0) / 60, f"local-dir:{run}"
         model, cfg = load_classifier(spec)
         predictor = Predictor(model, cfg)

@@ -67,8 +67,8 @@ def _adapt(a: argparse.Namespace) -> None:
     from ..training.adapt import AdaptConfig, adapt
 
     r = adapt(AdaptConfig(data=tuple(a.data), out=Path(a.out), model=a.model, images=a.images, rehearse=a.rehearse,
-                          rehearse_ratio=a.rehearse_ratio, val_share=a.val_share, epochs=a.epochs, lr=a.lr,
-                          batch_size=a.batch_size, patience=a.patience, seed=a.seed))
+                          rehearse_ratio=a.rehearse_ratio, distill=a.distill, val_share=a.val_share, epochs=a.epochs,
+                          lr=a.lr, batch_size=a.batch_size, patience=a.patience, seed=a.seed))
     acc = f"; test accuracy {100 * r.test_metrics['accuracy']:.2f}%" if r.test_metrics else ""
     print(f"{r.run_dir}: adapted in {r.epochs_run} epochs, best {r.best_epoch}{acc}; use it as local-dir:{r.run_dir}")
 
@@ -132,6 +132,8 @@ def add_lab_parsers(sub) -> None:
     p.add_argument("--rehearse", default="shipped", help="shipped (32 Tseng training cells inside the package), none, "
                                                          "or a built dataset whose train split is rehearsed")
     p.add_argument("--rehearse-ratio", type=float, default=1.0, help="rehearsal chromosomes per chromosome of the lab's")
+    p.add_argument("--distill", type=float, default=1.0,
+                   help="weight of the source model's own answers on the rehearsal chromosomes (0: their labels only)")
     p.add_argument("--val-share", type=float, default=0.2, help="of the lab's cells (whole cases) to stop on")
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--lr", type=float, default=3e-4, help="peak of the one-cycle schedule")

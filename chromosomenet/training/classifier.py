@@ -36,6 +36,7 @@ from ..metrics.classification import confusion, summarize
 from ..models import factory, hub
 from ..models.viewnet import is_view_model, turned
 from . import budget, checkpoint
+from .distill import Teacher
 
 
 class TrainingError(ChromosomeNetError):
@@ -72,6 +73,7 @@ class TrainConfig:
     cell_scale: bool = True            # each cell (``cell_id``) at the reference scale and greys, as prediction reads it
     rehearse: str | None = None        # a built dataset whose training cells join the training split (``adapt``)
     rehearse_rows: int = 0             # about this many of its chromosomes, whole cells (0: as many as the split has)
+    distill: float = 0.0               # with rehearse: pull toward the init model's answers on its rows (distill.py)
     progress: bool = True
 
     @property
@@ -101,15 +103,23 @@ def _identity(cfg: TrainConfig, data_id: str) -> dict:
             "cell_scale", "rehearse_rows")
     ident = {k: getattr(cfg, k) for k in keep}
     ident["augment"] = asdict(cfg.augment)
+    if cfg.distill:  # only when used: checkpoints made before the option resume as they were
+        ident["distill"] = cfg.distill
     ident["data"] = data_id
     return ident
 
 
 def train_step(net, x, y, optimizer, scheduler, criterion, acc: Accelerator, cfg: TrainConfig,
-               feed: Feed, gen: torch.Generator | None) -> torch.Tensor:
-    """One optimisation step on a uint8 batch already on the device; returns the detached loss."""
+               feed: Feed, gen: torch.Generator | None, teacher: Teacher | None = None,
+               index: torch.Tensor | None = None) -> torch.Tensor:
+    """One optimisation step on a uint8 batch already on the device (``index``: its rows, for the
+    ``teacher``); returns the detached loss."""
     with acc.autocast():
-        loss = criterion(net(feed(x, cfg.augment, gen)).float(), y)
+        fed = feed(x, cfg.augment, gen)
+        logits = net(fed).float()
+        loss = criterion(logits, y)
+        if teacher is not None:
+            loss = loss + teacher.loss(fed, logits, index)
     acc.backward(loss)
     optimizer.step()
     scheduler.step()
@@ -195,6 +205,10 @@ def train(cfg: TrainConfig) -> TrainResult:
     out = Path(cfg.out)
     splits = load_splits(cfg.data, need=("train", "validation"))
     data_id = dataset_identity(cfg.data, splits)
+    first_old = len(splits["train"])  # rehearsal rows follow the lab's
+    if cfg.distill and not (cfg.rehearse and Path(cfg.init).is_dir()):
+        raise BadInputError("distill", "needs rehearsal rows and a model folder to start from",
+                            "give rehearse and init a trained model folder, or distill 0")
     if cfg.rehearse:
         extra = load_splits(cfg.rehearse, need=("train",))
         splits["train"] = with_rehearsal(splits["train"], extra["train"], cfg.rehearse_rows or len(splits["train"]),
@@ -219,6 +233,11 @@ def train(cfg: TrainConfig) -> TrainResult:
         trainable, export_cfg = model, hub.export_cfg(model, cfg.img_size, cfg.in_chans, mean, std)
         feed = Feed(cfg.img_size, mean, std)
     trainable = trainable.to(memory_format=torch.channels_last)
+    teacher = None
+    if cfg.distill:  # the source as it was, whatever the student (or a resumed checkpoint) holds
+        source_model = factory.create(cfg.model, init=cfg.init, in_chans=cfg.in_chans)
+        teacher = Teacher((source_model.net if is_view_model(source_model) else source_model)
+                          .to(memory_format=torch.channels_last), first_old, cfg.distill).to(acc.device)
 
     def source(name: str):
         if is_view_model(model) and cfg.cache:
@@ -279,9 +298,10 @@ def train(cfg: TrainConfig) -> TrainResult:
         this_epoch = min(len(train_loader), steps - (epoch - 1) * len(train_loader))  # the plan may end mid-epoch
         bar = tqdm(itertools.islice(train_loader, this_epoch), total=this_epoch, desc=f"epoch {epoch}/{n_epochs}",
                    disable=not (cfg.progress and main))
-        for x, y, _ in bar:
+        for x, y, index in bar:
             x, y = x.to(acc.device, non_blocking=True), y.to(acc.device, non_blocking=True)
-            loss = train_step(net, x, y, optimizer, scheduler, criterion, acc, cfg, feed, gen)
+            loss = train_step(net, x, y, optimizer, scheduler, criterion, acc, cfg, feed, gen, teacher,
+                              index.to(acc.device))
             loss_sum += loss * len(y)
             seen += len(y)
         totals = acc.reduce(torch.stack([loss_sum, torch.tensor(float(seen), device=acc.device)]), "sum")
