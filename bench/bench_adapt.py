@@ -87,7 +87,8 @@ def main() -> None:
     n_test = sum(len(y) for _, y in held.values())
     print(f"`{a.model}` on `{a.raw}`: {len(test_cases)} held-out cases ({len(held)} cells, {n_test} chromosomes), "
           f"{len(val)} validation cells, pool of {len(pool)} cells; {a.epochs} epochs at lr {a.lr:g}, rehearsal "
-          f"{a.rehearse} ×{a.rehearse_ratio:g}, distill {a.distill:g}; {kept}: {len(sample)} cells, {sum(len(y) for _, y in sample.values())} chromosomes\n")
+          f"{a.rehearse} ×{a.rehearse_ratio:g}, distill {a.distill:g}; {kept}: {len(sample)} cells, "
+          f"{sum(len(y) for _, y in sample.values())} chromosomes\n")
     print(f"| labelled cells | chromosomes learnt | held-out: instance | after assignment | {kept}: instance | "
           "after assignment | minutes |\n|---|---|---|---|---|---|---|")
     for n in ([] if a.no_source else [0]) + a.cells:

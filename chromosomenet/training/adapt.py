@@ -16,8 +16,9 @@ each cell read at the reference scale and greys as prediction reads it, early st
 cells, and **rehearsal**: as many chromosomes of whole Tseng training cells (the pack shipped in the package,
 or any built dataset) join the lab's own, so the adapted model does not forget the lab it was trained on; on
 those it is also pulled toward the source model's own answers (``distill``, :mod:`.distill`), which kept 0.3
-more points of unseen Tseng cases for 0.3 of the new lab's (bench/RESULTS.md). The result is a model repo like any other (config, weights, card with an "Adaptation" section, the source model's
-cell-level costs), for every verb's ``--run`` / ``--model``.
+more points of unseen Tseng cases for 0.3 of the new lab's (bench/RESULTS.md). The result is a model repo like
+any other (config, weights, card with an "Adaptation" section, the source model's cell-level costs), for every
+verb's ``--run`` / ``--model``.
 """
 from __future__ import annotations
 
@@ -140,6 +141,7 @@ def adapt(cfg: AdaptConfig) -> TrainResult:
     started = time.perf_counter()
     data, made = lab_dataset(cfg)
     rehearse = None if cfg.rehearse == "none" else str(rehearsal_dir() if cfg.rehearse == SHIPPED else cfg.rehearse)
+    distill = cfg.distill if rehearse else 0.0  # the pull acts on rehearsal rows only
     from ..data.loading import load_splits
 
     lab = load_splits(data, need=("train", "validation"))
@@ -148,7 +150,7 @@ def adapt(cfg: AdaptConfig) -> TrainResult:
                                epochs=cfg.epochs, patience=cfg.patience, batch_size=cfg.batch_size,
                                pct_start=0.1, seed=cfg.seed, workers=0, bn_stats_images=2048,
                                rehearse=rehearse, rehearse_rows=max(1, round(cfg.rehearse_ratio * n_lab)),
-                               distill=cfg.distill if rehearse else 0.0,
+                               distill=distill,
                                progress=cfg.progress))
     if not result.finished:
         return result
@@ -165,7 +167,7 @@ def adapt(cfg: AdaptConfig) -> TrainResult:
     facts = {"source_model": spec, **made, "lab_chromosomes": n_lab,
              "rehearsal": "none" if rehearse is None else ("the shipped pack of Tseng training cells"
                                                            if cfg.rehearse == SHIPPED else rehearse),
-             "rehearsal_ratio": cfg.rehearse_ratio if rehearse else 0, "distill": cfg.distill if rehearse else 0,
+             "rehearsal_ratio": cfg.rehearse_ratio if rehearse else 0, "distill": distill,
              "epochs_run": result.epochs_run,
              "best_epoch": result.best_epoch, "temperature": calibration, "minutes": round((time.perf_counter() - started) / 60, 2)}
     atomic_write_text(Path(cfg.out) / "adapt.json", json.dumps(facts, indent=2) + "\n")

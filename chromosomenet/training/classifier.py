@@ -236,8 +236,8 @@ def train(cfg: TrainConfig) -> TrainResult:
     teacher = None
     if cfg.distill:  # the source as it was, whatever the student (or a resumed checkpoint) holds
         source_model = factory.create(cfg.model, init=cfg.init, in_chans=cfg.in_chans)
-        teacher = Teacher((source_model.net if is_view_model(source_model) else source_model)
-                          .to(memory_format=torch.channels_last), first_old, cfg.distill).to(acc.device)
+        source_net = source_model.net if is_view_model(source_model) else source_model
+        teacher = Teacher(source_net.to(acc.device, memory_format=torch.channels_last), first_old, cfg.distill)
 
     def source(name: str):
         if is_view_model(model) and cfg.cache:

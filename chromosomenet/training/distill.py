@@ -18,10 +18,6 @@ class Teacher:
         self.net = net.eval().requires_grad_(False)
         self.first_old, self.weight, self.temperature = first_old, weight, temperature
 
-    def to(self, device) -> "Teacher":
-        self.net.to(device)
-        return self
-
     def loss(self, fed: torch.Tensor, logits: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """``weight`` × T² × KL(teacher ‖ student) at temperature T, averaged over the batch's rehearsal rows
         (over the whole batch, so a batch of few rehearsal rows pulls in proportion)."""
