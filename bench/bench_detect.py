@@ -106,17 +106,21 @@ def main() -> None:
     ap.add_argument("--classifier", default=shipped.default_spec())
     ap.add_argument("--limit", type=int, help="first N test metaphases")
     ap.add_argument("--sheet", type=Path)
+    ap.add_argument("--no-count", action="store_true", help="the pipeline counts by the detector's threshold alone "
+                                                           "(else the count stage settles its doubtful boxes)")
     ap.add_argument("--verify", action="store_true", help="with the verifier beside the detector (else the detector "
                                                           "alone: its own score threshold and NMS)")
     a = ap.parse_args()
     folder = Path(a.detector.split(":", 1)[1])
     test = release_metaphases(a.src, folder / "split_cases.csv")["test"][:a.limit]
     detector = load_detector(a.detector, verify=a.verify)
-    pipe = load_pipeline(MetaphaseConfig(images=(), out=Path("."), classifier=a.classifier, detector=a.detector))
+    pipe = load_pipeline(MetaphaseConfig(images=(), out=Path("."), classifier=a.classifier, detector=a.detector,
+                                         count=not a.no_count))
     pipe.detector = detector
     # the operating threshold of what the pipeline keeps: the verifier's p, or the detector's own score
     thr = detector.verifier.op.threshold if detector.verifier else detector.operating["score_threshold"]
     truth, found, det_s, bare_s = [], [], [], []
+    counted = {"46": [0, 0], "other": [0, 0], "tp": 0, "boxes": 0}  # cells [exact, n] by annotated count
     tally = {m: {"matched": 0, "right_before": 0, "right_after": 0, "n": 0, "normal": 0, "normal_exact": 0,
                  "false_aneuploidy": 0} for m in ("bare", "annotated")}
     kinds, misses, falses, cases = [0, 0], [], [], {}
@@ -142,6 +146,11 @@ def main() -> None:
         t0 = time.perf_counter()
         bare = karyotype_one(pipe, gray, m.image.name, work / "bare")
         bare_s.append(time.perf_counter() - t0)
+        group = counted["46" if len(m.boxes) == 46 else "other"]
+        group[0] += len(bare.boxes) == len(m.boxes)
+        group[1] += 1
+        counted["tp"] += len(match_boxes(m.boxes, np.asarray(bare.boxes, np.float32)))
+        counted["boxes"] += len(bare.boxes)
         cases.setdefault(m.case, []).append({**bare.row, "true_iscn": true_iscn, "true_n": len(m.boxes),
                                              "type": m.karyotype_type})
         for mode, r in (("bare", bare), ("annotated", ann)):
@@ -209,6 +218,16 @@ def main() -> None:
              f"{100 * n['false_aneuploidy'] / max(n['normal'], 1):.2f}")]
     for r in rows:
         print("| " + " | ".join(map(str, r)) + " |")
+    c46, other = counted["46"], counted["other"]
+    stage = "the threshold alone" if a.no_count or a.verify else "the count stage"
+    print(f"\n## What the pipeline counts ({stage}: the boxes it karyotypes)\n")
+    print("| measure | value |\n|---|---|")
+    for k, v in (("metaphases with the exact count", pct((c46[0] + other[0]) / max(c46[1] + other[1], 1))),
+                 (f"… of the {c46[1]} annotated with 46", pct(c46[0] / max(c46[1], 1))),
+                 (f"… of the {other[1]} annotated with another count (45, 47, …)", pct(other[0] / max(other[1], 1))),
+                 ("recall at IoU 0.5", pct(counted["tp"] / max(b["n"], 1))),
+                 ("precision at IoU 0.5", pct(counted["tp"] / max(counted["boxes"], 1)))):
+        print(f"| {k} | {v} |")
     grays = [decode_gray(m.image.read_bytes(), str(m.image)) for m in test[:4]]
     ref = reference_speed(grays, detector.operating["scale"])
     ours = float(np.median(det_s[:len(grays)]))
@@ -218,7 +237,8 @@ def main() -> None:
           f"{ref:.3f} (first {len(grays)}) | {ref / ours:.1f}× faster |")
     print(f"| metaphase → karyogram, bare image (median; p90 {np.percentile(bare_s, 90):.2f}) | {np.median(bare_s):.3f} "
           f"| annotated boxes {np.median(ann_s):.3f} | {np.median(bare_s) / np.median(ann_s):.2f}× |")
-    print("\n" + json.dumps({"detection": {k: v for k, v in det.items() if k != "count_error"}, "tally": tally}))
+    print("\n" + json.dumps({"detection": {k: v for k, v in det.items() if k != "count_error"}, "tally": tally,
+                            "counted": counted}))
     if a.sheet:
         rng = np.random.default_rng(0)
         pick = lambda xs, k: [xs[i] for i in sorted(rng.choice(len(xs), min(k, len(xs)), replace=False))]  # noqa: E731

@@ -19,7 +19,7 @@ def _karyotype(a: argparse.Namespace) -> None:
 
         report = karyotype_metaphases(MetaphaseConfig(
             images=tuple(a.metaphase), out=Path(a.out), classifier=a.run, detector=a.detector, boxes=a.boxes,
-            costs=a.costs, verify=a.verify, cell_scale=not a.no_cell_scale, mode=batch_mode(a)),
+            costs=a.costs, verify=a.verify, cell_scale=not a.no_cell_scale, count=not a.no_count, mode=batch_mode(a)),
             echo=_metaphase_line, progress=True)
         cases = Path(a.out) / "cases.csv"
         if "case" in report.table.columns and cases.is_file():
@@ -102,6 +102,8 @@ def add_cell_parsers(sub) -> None:
     p.add_argument("--detector", help="with --metaphase: local-dir:PATH or hf-hub:ORG/NAME (default: the shipped one)")
     p.add_argument("--verify", action="store_true", help="with --metaphase: let the verifier beside the detector choose "
                                                          "the chromosomes among its candidates (opt-in, bench/RESULTS.md)")
+    p.add_argument("--no-count", action="store_true", help="with --metaphase: count by the detector's threshold alone, "
+                   "not by the count stage (which settles its doubtful boxes with the cell's classes)")
     p.add_argument("--split", default="test")
     p.add_argument("--out", required=True)
     p.add_argument("--one-cell", action="store_true", help="treat all --images as one cell, whatever their names")

@@ -27,7 +27,7 @@ from ..metrics.classification import PROB_SUM_TOL
 from .review import pick_threshold, risk_coverage  # noqa: F401  (re-exported: part of this API)
 
 __all__ = ["KaryotypeCosts", "CellCall", "KaryotypeInputError", "assign", "iscn", "flag", "risk_coverage",
-           "pick_threshold", "tune_costs", "call_table", "write_call", "DEFAULT_GRID"]
+           "pick_threshold", "slot_offsets", "tune_costs", "call_table", "write_call", "DEFAULT_GRID"]
 
 X_ID, Y_ID = NUM_CLASSES - 2, NUM_CLASSES - 1
 VIABLE_TRISOMIES = (12, 17, 20)  # class ids of chromosomes 13, 18, 21: the trisomies seen at birth
@@ -146,6 +146,12 @@ def _priors(costs: KaryotypeCosts) -> tuple[tuple[np.ndarray, float], ...]:
         off.setflags(write=False)
         out.append((off.ravel(), float((normal * loss).sum()) + costs.no_x))
     return tuple(out)
+
+
+def slot_offsets(costs: KaryotypeCosts) -> tuple[tuple[np.ndarray, float], ...]:
+    """Per sex hypothesis, the (24·max_copies,) cost offset of each slot (class c, copy k) and the constant
+    (see :func:`assign`): the karyotype prior as assignment columns, for the stages that extend it."""
+    return _priors(costs)
 
 
 def _solve(nll: np.ndarray, costs: KaryotypeCosts, forbid: tuple[int, int] | None = None) -> tuple[float, np.ndarray]:

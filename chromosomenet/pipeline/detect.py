@@ -60,7 +60,10 @@ class Detections:
 
     @property
     def kept(self) -> "Detections":
-        keep = self.scores >= self.threshold
+        return self.where(self.scores >= self.threshold)
+
+    def where(self, keep: np.ndarray) -> "Detections":
+        """The detections where the (N,) bool ``keep`` is true."""
         return Detections(self.boxes[keep], self.scores[keep], self.threshold, self.scale, self.width,
                           self.height, self.notes, None if self.doubt is None else self.doubt[keep])
 

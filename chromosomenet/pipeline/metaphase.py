@@ -1,7 +1,11 @@
 """Bring your own metaphase: a bare metaphase image → karyogram, one stage after another.
 
-    image ──detect──▶ boxes ──separate──▶ canvases ──predict──▶ probabilities ──assign──▶ call ──render──▶
+    image ──detect──▶ boxes ──separate──▶ canvases ──predict──▶ probabilities ──count──▶ ──assign──▶ call ──render──▶
           (or --boxes: a VOC file)  karyogram + the metaphase with every box labelled by its call
+
+From the detector, every candidate from the count stage's floor (score 0.2) is separated and read, and
+:mod:`.count` settles the doubtful ones (score 0.2–0.8) with the cell's classes: a third copy of a class
+from a weak box is a second box on a chromosome, a class one short takes the weak box that fills it.
 
 Boxes come from the detector (:mod:`.detect`) or from a Pascal-VOC file: ``detect``'s own output after
 a person corrected it in a VOC tool, or a release's annotation. The boxes of one metaphase are then
@@ -22,7 +26,7 @@ training crops; the chromosomes are classified and assigned as one cell (``karyo
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -38,8 +42,9 @@ from .assign import CellCall, KaryotypeCosts, assign, flag, iscn, write_call
 from .cases import CASE_COLUMNS, case_folders, case_rows
 from .cells import DEFAULT_THRESHOLD, saved_costs
 from .batch import BatchReport, Item, Table, collect, run_batch
-from .detect import (Detector, NoChromosomesError, draw_boxes, load_detector, read_metaphase,
-                     reading_order, voc_source)
+from .count import CountChoice, choose_count
+from .detect import (DOUBT_SCORES, Detections, Detector, NoChromosomesError, draw_boxes, load_detector,
+                     read_metaphase, reading_order, voc_source)
 from .isolate import metaphase_threshold, place_on_canvas
 from .predict import Predictor, load_classifier, predict_cell
 from .render import render_karyogram
@@ -137,6 +142,7 @@ class MetaphaseConfig:
     auto_scale: bool = True
     verify: bool = False              # the detector's verifier decides which candidates are chromosomes (opt-in)
     cell_scale: bool = True           # read the metaphase's chromosomes at the reference scale and greys
+    count: bool = True                # the count stage chooses the doubtful candidates with the cell (not with --verify)
     mode: str = "append"              # an earlier run's rows in OUT: append | resume | overwrite (:mod:`.batch`)
 
 
@@ -149,6 +155,7 @@ class Pipeline:
     detector: Detector | None = None
     facts: dict = field(default_factory=dict)
     cell_scale: bool = True
+    count: CountChoice | None = CountChoice()  # the count stage's operating point; None: the detector's threshold alone
 
 
 def load_pipeline(cfg: MetaphaseConfig) -> Pipeline:
@@ -158,8 +165,9 @@ def load_pipeline(cfg: MetaphaseConfig) -> Pipeline:
     costs, threshold, tuned = saved_costs(costs_path) if costs_path else (KaryotypeCosts(), DEFAULT_THRESHOLD, "defaults")
     detector = None if cfg.boxes else load_detector(cfg.detector, auto_scale=cfg.auto_scale, verify=cfg.verify)
     return Pipeline(Predictor(model, mcfg), costs, threshold, detector,
-                    {"classifier": spec, "detector": detector.spec if detector else None, "costs": tuned},
-                    cfg.cell_scale)
+                    {"classifier": spec, "detector": detector.spec if detector else None, "costs": tuned,
+                     "count": "cell" if cfg.count and not cfg.verify else "threshold"},
+                    cfg.cell_scale, CountChoice() if cfg.count and not cfg.boxes else None)
 
 
 def _boxes_file(boxes: str, stem: str) -> Path:
@@ -184,27 +192,50 @@ class MetaphaseResult:
     voc: Path
 
 
+def _count(pipe: Pipeline, gray: np.ndarray, every: Detections) -> tuple[Detections, np.ndarray, tuple]:
+    """The count stage (:mod:`.count`): every candidate from ``lo`` up separated and read as one cell, the
+    chromosomes chosen with the cell's classes. A candidate the cell overruled (counted below the detector's
+    threshold, or left out above it) or one near the threshold is a doubt. Returns the counted detections,
+    the left-out doubts' boxes and the counted ones' (canvases, quality, probabilities, cell scale)."""
+    cand = every.where(every.scores >= pipe.count.lo)
+    canvases, quality = canvases_for(gray, cand.int_boxes())
+    probs, scale = predict_cell(pipe.predictor, canvases, cell_scale=pipe.cell_scale)
+    take = choose_count(probs, cand.scores, pipe.costs, pipe.count)
+    lo, hi = DOUBT_SCORES
+    doubt = ((cand.scores >= lo) & (cand.scores < hi)) | (take != (cand.scores >= cand.threshold))
+    found = replace(cand, doubt=doubt).where(take)
+    idx = np.flatnonzero(take)
+    return found, cand.boxes[~take & doubt], ([canvases[i] for i in idx], [quality[i] for i in idx], probs[idx], scale)
+
+
 def karyotype_one(pipe: Pipeline, gray: np.ndarray, name: str, out: Path, boxes_voc: str | Path | None = None,
                   source: Path | None = None) -> MetaphaseResult:
     """Detect (or read) the boxes of one metaphase, separate, classify, assign, draw and write (``source``,
     the image file, gives the VOC file its folder and depth)."""
     stem, (h, w) = Path(name).stem, gray.shape
     notes: tuple[str, ...] = ()
-    doubt, extra = None, np.zeros((0, 4))
+    doubt, extra, read = None, np.zeros((0, 4)), None
     if boxes_voc:  # in the file's order: box k is object k, as the importer numbers its crops
         boxes, truth = voc_boxes(read_upload(_boxes_file(str(boxes_voc), stem)), w, h)
         scores = None
     else:
         every = pipe.detector(gray, name=name)
         found, extra = every.kept, every.left_out_doubts
+        if pipe.count is not None and pipe.detector.verifier is None and (every.scores >= pipe.count.lo).any():
+            found, extra, read = _count(pipe, gray, every)
         notes, order = found.notes, reading_order(found.boxes)
         boxes, scores = [found.int_boxes()[i] for i in order], [float(found.scores[i]) for i in order]
         doubt = [bool(found.doubt[i]) for i in order] if found.doubt is not None else None
         truth = [None] * len(boxes)
+        if read is not None:  # the count stage read every candidate already: its reading, in reading order
+            read = ([read[0][i] for i in order], [read[1][i] for i in order], read[2][order], read[3])
     if not boxes:
         raise NoChromosomesError(name, "no chromosomes found", "give a G-banded metaphase image (or its VOC boxes)")
-    canvases, quality = canvases_for(gray, boxes)
-    probs, scale = predict_cell(pipe.predictor, canvases, cell_scale=pipe.cell_scale)
+    if read is None:
+        canvases, quality = canvases_for(gray, boxes)
+        probs, scale = predict_cell(pipe.predictor, canvases, cell_scale=pipe.cell_scale)
+    else:
+        canvases, quality, probs, scale = read
     call = flag(assign(probs, pipe.costs), pipe.threshold, forced_review(quality))
     ids = [f"{stem}_{k:02d}" for k in range(len(boxes))]
     for sub in ("karyograms", "calls", "metaphases", "boxes"):
