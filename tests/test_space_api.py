@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from chromosomenet.labels import NAMES
+from chromosomenet.pipeline.detect import read_metaphase
 from spacekit import ISCN, METAPHASE, PNG, cell_files, free_port, png_header_only, zip_members, zip_of
 
 gr = pytest.importorskip("gradio", reason="the Space needs the [space] extra (gradio)")
@@ -83,7 +84,10 @@ def test_api_karyotypes_a_bare_metaphase(client: Client, engine: Engine, tmp_pat
         handle_file(str(METAPHASE / "JEPG/1051261.jpg")), None, api_name="/karyotype_metaphase")
     want = karyotype_metaphase(engine, METAPHASE / "JEPG/1051261.jpg", None, tmp_path)
     assert iscn_text == (want.call.iscn or "no karyotype called") and len(table["data"]) == len(want.rows)
-    assert abs(len(table["data"]) - 47) <= 2 and "annotated" not in table["headers"]
+    # the count stage (with this weak test classifier) settles only the doubtful boxes: all the sure ones stay
+    found = engine.detector()(read_metaphase(METAPHASE / "JEPG/1051261.jpg")[0])
+    assert (found.scores >= 0.8).sum() <= len(table["data"]) <= (found.scores >= 0.2).sum()
+    assert "annotated" not in table["headers"]
     assert Image.open(boxes).size == Image.open(METAPHASE / "JEPG/1051261.jpg").size and Image.open(png).size[0] > 500
     assert sorted(Path(d).suffix for d in downloads) == [".csv", ".json", ".png", ".png"]
 

@@ -221,7 +221,9 @@ def karyotype_one(pipe: Pipeline, gray: np.ndarray, name: str, out: Path, boxes_
     else:
         every = pipe.detector(gray, name=name)
         found, extra = every.kept, every.left_out_doubts
-        if pipe.count is not None and pipe.detector.verifier is None and (every.scores >= pipe.count.lo).any():
+        # the prior assumes one whole metaphase: a photo that is not one (a count no cell has) is left as it is
+        if (pipe.count is not None and pipe.detector.verifier is None
+                and pipe.costs.min_plausible <= len(found) <= pipe.costs.max_plausible):
             found, extra, read = _count(pipe, gray, every)
         notes, order = found.notes, reading_order(found.boxes)
         boxes, scores = [found.int_boxes()[i] for i in order], [float(found.scores[i]) for i in order]
