@@ -128,8 +128,9 @@ def _check_probs(probs: np.ndarray) -> np.ndarray:
 
 
 @lru_cache(maxsize=64)
-def _priors(costs: KaryotypeCosts) -> tuple[tuple[np.ndarray, float], ...]:
-    """Per sex hypothesis: the offset of each slot (class c, copy k) and the constant Σ_c N_c·loss_c."""
+def slot_offsets(costs: KaryotypeCosts) -> tuple[tuple[np.ndarray, float], ...]:
+    """Per sex hypothesis: the offset of each slot (class c, copy k) and the constant Σ_c N_c·loss_c (see
+    :func:`assign`): the karyotype prior as assignment columns, also for the stages that extend it."""
     k = np.arange(1, costs.max_copies + 1)[None, :]
     extra = np.full(NUM_CLASSES, costs.extra_autosome)
     extra[list(VIABLE_TRISOMIES)] = costs.extra_viable_trisomy
@@ -148,17 +149,11 @@ def _priors(costs: KaryotypeCosts) -> tuple[tuple[np.ndarray, float], ...]:
     return tuple(out)
 
 
-def slot_offsets(costs: KaryotypeCosts) -> tuple[tuple[np.ndarray, float], ...]:
-    """Per sex hypothesis, the (24·max_copies,) cost offset of each slot (class c, copy k) and the constant
-    (see :func:`assign`): the karyotype prior as assignment columns, for the stages that extend it."""
-    return _priors(costs)
-
-
 def _solve(nll: np.ndarray, costs: KaryotypeCosts, forbid: tuple[int, int] | None = None) -> tuple[float, np.ndarray]:
     """Optimal objective and labels over both sex hypotheses; ``forbid=(i, c)`` bars chromosome i from c."""
     slot_class = np.repeat(np.arange(NUM_CLASSES), costs.max_copies)
     best_cost, best_labels = np.inf, np.zeros(len(nll), dtype=np.int64)
-    for offsets, constant in _priors(costs):
+    for offsets, constant in slot_offsets(costs):
         cost = nll[:, slot_class] + offsets
         if forbid is not None:
             i, c = forbid

@@ -43,7 +43,7 @@ from .cases import CASE_COLUMNS, case_folders, case_rows
 from .cells import DEFAULT_THRESHOLD, saved_costs
 from .batch import BatchReport, Item, Table, collect, run_batch
 from .count import CountChoice, choose_count
-from .detect import (DOUBT_SCORES, Detections, Detector, NoChromosomesError, draw_boxes, load_detector,
+from .detect import (Detections, Detector, NoChromosomesError, draw_boxes, load_detector,
                      read_metaphase, reading_order, voc_source)
 from .isolate import metaphase_threshold, place_on_canvas
 from .predict import Predictor, load_classifier, predict_cell
@@ -164,10 +164,11 @@ def load_pipeline(cfg: MetaphaseConfig) -> Pipeline:
     costs_path = cfg.costs or (str(c) if (c := shipped.costs_beside(spec)) else None)
     costs, threshold, tuned = saved_costs(costs_path) if costs_path else (KaryotypeCosts(), DEFAULT_THRESHOLD, "defaults")
     detector = None if cfg.boxes else load_detector(cfg.detector, auto_scale=cfg.auto_scale, verify=cfg.verify)
+    by_cell = cfg.count and not cfg.boxes and not cfg.verify  # given boxes are counted as given; a verifier chooses
     return Pipeline(Predictor(model, mcfg), costs, threshold, detector,
                     {"classifier": spec, "detector": detector.spec if detector else None, "costs": tuned,
-                     "count": "cell" if cfg.count and not cfg.verify else "threshold"},
-                    cfg.cell_scale, CountChoice() if cfg.count and not cfg.boxes else None)
+                     "count": "cell" if by_cell else "threshold"},
+                    cfg.cell_scale, CountChoice() if by_cell else None)
 
 
 def _boxes_file(boxes: str, stem: str) -> Path:
@@ -201,8 +202,7 @@ def _count(pipe: Pipeline, gray: np.ndarray, every: Detections) -> tuple[Detecti
     canvases, quality = canvases_for(gray, cand.int_boxes())
     probs, scale = predict_cell(pipe.predictor, canvases, cell_scale=pipe.cell_scale)
     take = choose_count(probs, cand.scores, pipe.costs, pipe.count)
-    lo, hi = DOUBT_SCORES
-    doubt = ((cand.scores >= lo) & (cand.scores < hi)) | (take != (cand.scores >= cand.threshold))
+    doubt = cand.doubt | (take != (cand.scores >= cand.threshold))  # the detector's own doubts, or overruled
     found = replace(cand, doubt=doubt).where(take)
     idx = np.flatnonzero(take)
     return found, cand.boxes[~take & doubt], ([canvases[i] for i in idx], [quality[i] for i in idx], probs[idx], scale)
